@@ -1,0 +1,21 @@
+# The README's commands. Each creates .venv on first use (Python 3.11+ needed).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+demo: $(VENV)/.installed  ## replay tests/events through the real handlers; print (or post) the messages
+	$(PY) -m tools.replay tests/events
+
+test: $(VENV)/.installed  ## the whole offline test suite
+	$(PY) -m pytest
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "batch-notify needs Python 3.11+: run make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,310 @@
+"""A typed, read-only view over a raw "Batch Job State Change" event.
+
+Everything in the event is untrusted input: a field can be absent, empty or of the wrong
+type (a hand-written test event, a newer AWS shape). Accessors therefore never raise: they
+return ``None`` (or an empty tuple/mapping) for anything missing or malformed, and the
+message builder shows what is there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Optional, Sequence
+
+BATCH_SOURCE = "aws.batch"
+JOB_STATE_CHANGE = "Batch Job State Change"
+
+# Fields a complete job state change carries; reported when absent so a person can tell a
+# degraded message from a bug.
+EXPECTED_DETAIL_FIELDS = ("jobName", "jobId", "jobQueue", "jobDefinition", "status")
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class NotAJobStateChange(ValueError):
+    """The event is not an AWS Batch job state change this app can describe."""
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+def _sequence(value: Any) -> Sequence[Any]:
+    return value if isinstance(value, (list, tuple)) else ()
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> Optional[int]:
+    # bool is an int in Python; a JSON true is not an exit code.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _epoch_ms(value: Any) -> Optional[datetime]:
+    millis = _int(value)
+    if millis is None or millis <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _arn_resource_name(arn: Optional[str]) -> Optional[str]:
+    """``arn:...:job-queue/name`` -> ``name``; a bare name is returned as is."""
+    if arn is None:
+        return None
+    return arn.rsplit("/", 1)[-1] or None
+
+
+def _span(start: Optional[datetime], stop: Optional[datetime]) -> Optional[timedelta]:
+    if start is None or stop is None or stop < start:
+        return None
+    return stop - start
+
+
+class ContainerView:
+    """The container part of a job or of one attempt (EC2, Fargate, or an EKS container)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    @property
+    def exit_code(self) -> Optional[int]:
+        return _int(self._raw.get("exitCode"))
+
+    @property
+    def reason(self) -> Optional[str]:
+        return _text(self._raw.get("reason"))
+
+    @property
+    def log_stream_name(self) -> Optional[str]:
+        return _text(self._raw.get("logStreamName"))
+
+    @property
+    def log_driver(self) -> Optional[str]:
+        return _text(_mapping(self._raw.get("logConfiguration")).get("logDriver"))
+
+    @property
+    def log_options(self) -> Mapping[str, str]:
+        options = _mapping(_mapping(self._raw.get("logConfiguration")).get("options"))
+        return {k: v for k, v in options.items() if isinstance(v, str)}
+
+
+class AttemptView:
+    """One entry of ``attempts`` (ECS-based jobs) or ``eksAttempts`` (EKS jobs)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    @property
+    def container(self) -> ContainerView:
+        container = self._raw.get("container")
+        if isinstance(container, Mapping):
+            return ContainerView(container)
+        # EKS attempts list their pod's containers; the first is the job's main container.
+        containers = _sequence(self._raw.get("containers"))
+        return ContainerView(_mapping(containers[0]) if containers else _EMPTY)
+
+    @property
+    def started_at(self) -> Optional[datetime]:
+        return _epoch_ms(self._raw.get("startedAt"))
+
+    @property
+    def stopped_at(self) -> Optional[datetime]:
+        return _epoch_ms(self._raw.get("stoppedAt"))
+
+    @property
+    def duration(self) -> Optional[timedelta]:
+        return _span(self.started_at, self.stopped_at)
+
+    @property
+    def status_reason(self) -> Optional[str]:
+        return _text(self._raw.get("statusReason"))
+
+
+class JobStateChange:
+    """Read-only view of one job state change event.
+
+    Build it with :meth:`from_event`, which rejects events that are not job state changes.
+    Properties return ``None`` when the event does not say.
+    """
+
+    __slots__ = ("_event", "_detail")
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = event
+        self._detail = _mapping(event.get("detail"))
+
+    @classmethod
+    def from_event(cls, event: Any) -> "JobStateChange":
+        """Wrap a raw EventBridge event, or raise :class:`NotAJobStateChange` saying why."""
+        if not isinstance(event, Mapping):
+            raise NotAJobStateChange(f"event is a {type(event).__name__}, not a JSON object")
+        source, detail_type = event.get("source"), event.get("detail-type")
+        if source != BATCH_SOURCE or detail_type != JOB_STATE_CHANGE:
+            raise NotAJobStateChange(
+                f"source={source!r} detail-type={detail_type!r}, "
+                f"expected {BATCH_SOURCE!r} / {JOB_STATE_CHANGE!r}"
+            )
+        if not isinstance(event.get("detail"), Mapping):
+            raise NotAJobStateChange("the event has no 'detail' object")
+        return cls(event)
+
+    # -- envelope ------------------------------------------------------------------------
+    @property
+    def event_id(self) -> Optional[str]:
+        return _text(self._event.get("id"))
+
+    @property
+    def region(self) -> Optional[str]:
+        return _text(self._event.get("region"))
+
+    @property
+    def account(self) -> Optional[str]:
+        return _text(self._event.get("account"))
+
+    @property
+    def time(self) -> Optional[str]:
+        return _text(self._event.get("time"))
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def job_name(self) -> Optional[str]:
+        return _text(self._detail.get("jobName"))
+
+    @property
+    def job_id(self) -> Optional[str]:
+        return _text(self._detail.get("jobId"))
+
+    @property
+    def job_arn(self) -> Optional[str]:
+        return _text(self._detail.get("jobArn"))
+
+    @property
+    def status(self) -> Optional[str]:
+        return _text(self._detail.get("status"))
+
+    @property
+    def status_reason(self) -> Optional[str]:
+        return _text(self._detail.get("statusReason"))
+
+    @property
+    def job_queue_name(self) -> Optional[str]:
+        return _arn_resource_name(_text(self._detail.get("jobQueue")))
+
+    @property
+    def job_definition(self) -> Optional[str]:
+        """``name:revision`` from the job definition ARN."""
+        return _arn_resource_name(_text(self._detail.get("jobDefinition")))
+
+    @property
+    def platform(self) -> Optional[str]:
+        """``EC2``, ``FARGATE`` or ``EKS``, as far as the event tells."""
+        capabilities = [c for c in _sequence(self._detail.get("platformCapabilities")) if _text(c)]
+        if "eksProperties" in self._detail or "EKS" in capabilities:
+            return "EKS"
+        return capabilities[0] if capabilities else None
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        tags = _mapping(self._detail.get("tags"))
+        return {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, str)}
+
+    # -- array and multi-node -----------------------------------------------------------
+    @property
+    def array_size(self) -> Optional[int]:
+        return _int(_mapping(self._detail.get("arrayProperties")).get("size"))
+
+    @property
+    def array_index(self) -> Optional[int]:
+        return _int(_mapping(self._detail.get("arrayProperties")).get("index"))
+
+    @property
+    def is_array_parent(self) -> bool:
+        return self.array_size is not None and self.array_index is None
+
+    @property
+    def array_status_summary(self) -> Mapping[str, int]:
+        summary = _mapping(_mapping(self._detail.get("arrayProperties")).get("statusSummary"))
+        return {k: v for k, v in summary.items() if _int(v) is not None}
+
+    @property
+    def node_count(self) -> Optional[int]:
+        return _int(_mapping(self._detail.get("nodeProperties")).get("numNodes"))
+
+    @property
+    def node_index(self) -> Optional[int]:
+        return _int(_mapping(self._detail.get("nodeDetails")).get("nodeIndex"))
+
+    # -- timing ---------------------------------------------------------------------------
+    @property
+    def created_at(self) -> Optional[datetime]:
+        return _epoch_ms(self._detail.get("createdAt"))
+
+    @property
+    def started_at(self) -> Optional[datetime]:
+        return _epoch_ms(self._detail.get("startedAt"))
+
+    @property
+    def stopped_at(self) -> Optional[datetime]:
+        return _epoch_ms(self._detail.get("stoppedAt"))
+
+    @property
+    def duration(self) -> Optional[timedelta]:
+        """stoppedAt - startedAt; ``None`` for a job that never started or has not stopped."""
+        return _span(self.started_at, self.stopped_at)
+
+    # -- attempts and container ---------------------------------------------------------
+    @property
+    def attempts(self) -> tuple[AttemptView, ...]:
+        raw = _sequence(self._detail.get("attempts")) or _sequence(self._detail.get("eksAttempts"))
+        return tuple(AttemptView(a) for a in raw if isinstance(a, Mapping))
+
+    @property
+    def max_attempts(self) -> Optional[int]:
+        return _int(_mapping(self._detail.get("retryStrategy")).get("attempts"))
+
+    @property
+    def container(self) -> Optional[ContainerView]:
+        container = self._detail.get("container")
+        return ContainerView(container) if isinstance(container, Mapping) else None
+
+    def _last_attempt_container(self) -> Optional[ContainerView]:
+        attempts = self.attempts
+        return attempts[-1].container if attempts else None
+
+    @property
+    def exit_code(self) -> Optional[int]:
+        for container in (self.container, self._last_attempt_container()):
+            if container is not None and container.exit_code is not None:
+                return container.exit_code
+        return None
+
+    @property
+    def container_reason(self) -> Optional[str]:
+        """Why the container stopped (for example ``CannotPullContainerError: ...``)."""
+        for container in (self.container, self._last_attempt_container()):
+            if container is not None and container.reason is not None:
+                return container.reason
+        return None
+
+    @property
+    def log_stream_name(self) -> Optional[str]:
+        """The job's own stream, else the last attempt's that has one; ``None`` if none does."""
+        if self.container is not None and self.container.log_stream_name:
+            return self.container.log_stream_name
+        for attempt in reversed(self.attempts):
+            if attempt.container.log_stream_name:
+                return attempt.container.log_stream_name
+        return None
+
+    def missing_fields(self) -> list[str]:
+        """Names of the expected ``detail`` fields this event lacks."""
+        return [name for name in EXPECTED_DETAIL_FIELDS if _text(self._detail.get(name)) is None]
