@@ -261,6 +261,15 @@ class JobStateChange:
         """stoppedAt - startedAt; ``None`` for a job that never started or has not stopped."""
         return _span(self.started_at, self.stopped_at)
 
+    @property
+    def never_started(self) -> bool:
+        """A FAILED job that no attempt ever started (image pull error, failed dependency...).
+
+        Only inferred from a complete event: a truncated one lacks startedAt for other reasons.
+        """
+        return (self.status == "FAILED" and self.started_at is None and not self.is_array_parent
+                and not any(attempt.started_at for attempt in self.attempts) and not self.missing_fields())
+
     # -- attempts and container ---------------------------------------------------------
     @property
     def attempts(self) -> tuple[AttemptView, ...]:

@@ -103,18 +103,28 @@ def _array_summary(job: JobStateChange) -> Optional[str]:
     return f"{', '.join(parts)} {size}".strip() if parts else f"{job.array_size} children"
 
 
+def _duration_text(job: JobStateChange) -> Optional[str]:
+    if job.duration is not None:
+        return format_duration(job.duration)
+    if job.never_started:
+        return "never started"
+    return None
+
+
 def _fields(job: JobStateChange) -> list[MarkdownTextObject]:
-    fields = [
-        _field("Status", job.status),
-        _field("Job queue", job.job_queue_name),
-        _field("Job definition", job.job_definition),
-        _field("Exit code", None if job.exit_code is None else str(job.exit_code)),
-        _field("Attempts", _attempts_text(job)),
-        _field("Duration", format_duration(job.duration)),
-    ]
-    extras = (("Platform", job.platform), ("Array children", _array_summary(job)),
-              ("Nodes", None if job.node_count is None else str(job.node_count)))
-    fields.extend(_field(label, value) for label, value in extras if value)
+    # Who and what are always shown (as "unknown" if the event lacks them); the rest only
+    # when the event says, so an array parent does not show a meaningless "Exit code".
+    fields = [_field("Status", job.status), _field("Job queue", job.job_queue_name),
+              _field("Job definition", job.job_definition)]
+    optional = (
+        ("Exit code", None if job.exit_code is None else str(job.exit_code)),
+        ("Attempts", _attempts_text(job)),
+        ("Duration", _duration_text(job)),
+        ("Platform", job.platform),
+        ("Array children", _array_summary(job)),
+        ("Nodes", None if job.node_count is None else str(job.node_count)),
+    )
+    fields.extend(_field(label, value) for label, value in optional if value)
     return fields
 
 
@@ -165,7 +175,8 @@ def fallback_text(job: JobStateChange) -> str:
     reason = job.container_reason if job.status == "FAILED" and job.container_reason else job.status_reason
     if reason:
         line += f": {reason}"
-    return f"{style.emoji} {safe_mrkdwn(line, FALLBACK_TEXT_LIMIT - len(style.emoji) - 1)}"
+    # One line: it is what phones show in the notification.
+    return f"{style.emoji} {safe_mrkdwn(' '.join(line.split()), FALLBACK_TEXT_LIMIT - len(style.emoji) - 1)}"
 
 
 def build_job_state_message(job: JobStateChange) -> SlackMessage:

@@ -18,7 +18,8 @@ FIELD_TEXT_LIMIT = 2000
 HEADER_TEXT_LIMIT = 150
 BUTTON_TEXT_LIMIT = 75
 CONTEXT_TEXT_LIMIT = 2000
-FALLBACK_TEXT_LIMIT = 3000
+# The notification text is a preview; Slack allows far more, phones show a line or two.
+FALLBACK_TEXT_LIMIT = 500
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _ESCAPE = re.compile("[&<>]")

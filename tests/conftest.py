@@ -1,0 +1,54 @@
+"""Shared test setup: no test may reach Slack or AWS.
+
+Every test starts with no Slack settings, a Slack API URL pointing at a closed loopback port,
+and fake AWS credentials, so a forgotten stand-in or moto fails loudly instead of calling out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from chalicelib import config, secrets
+from tools.slack_standin import SlackStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "tests" / "events"
+PROD_CHANNEL = "C0123456789"  # the prod stage's SLACK_CHANNEL in .chalice/config.json
+TEST_CHANNEL = "C0TESTCHAN"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A fixture event from tests/events by file name (with or without .json)."""
+    return json.loads((EVENTS_DIR / (name if name.endswith(".json") else f"{name}.json")).read_text())
+
+
+def event_names() -> list[str]:
+    return sorted(p.stem for p in EVENTS_DIR.glob("*.json"))
+
+
+@pytest.fixture(autouse=True)
+def offline_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL_PARAM", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_PARAM",
+                 "SLACK_CHANNEL", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    # Port 9 on loopback: nothing listens, so a stray call fails at once, offline.
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    config.reset()
+    secrets.reset()
+    yield
+    config.reset()
+    secrets.reset()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    """A Slack stand-in on 127.0.0.1 that knows the test and prod channels."""
+    with SlackStandIn(channels=(TEST_CHANNEL, PROD_CHANNEL)) as standin:
+        yield standin

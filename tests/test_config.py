@@ -1,0 +1,88 @@
+"""Settings: one mode per stage, a direct value over a parameter, and errors naming the variable."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib.config import ConfigError, load_slack_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_webhook_mode_from_a_parameter():
+    s = load_slack_settings({"SLACK_WEBHOOK_URL_PARAM": "/bn/webhook"})
+    assert (s.mode, s.secret.parameter, s.secret.value, s.channel) == ("webhook", "/bn/webhook", None, None)
+
+
+def test_bot_mode_needs_a_channel():
+    with pytest.raises(ConfigError, match="SLACK_CHANNEL"):
+        load_slack_settings({"SLACK_BOT_TOKEN_PARAM": "/bn/token"})
+    s = load_slack_settings({"SLACK_BOT_TOKEN_PARAM": "/bn/token", "SLACK_CHANNEL": "C1"})
+    assert (s.mode, s.channel, s.api_url) == ("bot", "C1", "https://slack.com/api/")
+
+
+def test_a_direct_value_wins_over_a_parameter():
+    s = load_slack_settings({"SLACK_BOT_TOKEN": "xoxb-direct", "SLACK_BOT_TOKEN_PARAM": "/p", "SLACK_CHANNEL": "C1"})
+    assert (s.secret.variable, s.secret.value, s.secret.parameter) == ("SLACK_BOT_TOKEN", "xoxb-direct", None)
+
+
+def test_nothing_set_names_every_way_to_configure():
+    with pytest.raises(ConfigError) as error:
+        load_slack_settings({"SLACK_CHANNEL": ""})
+    for name in ("SLACK_WEBHOOK_URL_PARAM", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN_PARAM", "SLACK_BOT_TOKEN"):
+        assert name in str(error.value)
+
+
+def test_webhook_and_token_together_are_ambiguous():
+    with pytest.raises(ConfigError, match="only one"):
+        load_slack_settings({"SLACK_WEBHOOK_URL": "http://x", "SLACK_BOT_TOKEN": "t", "SLACK_CHANNEL": "C1"})
+
+
+def test_a_webhook_cannot_pick_a_channel():
+    with pytest.raises(ConfigError, match="webhook always posts to its own channel"):
+        load_slack_settings({"SLACK_WEBHOOK_URL": "http://x", "SLACK_CHANNEL": "C1"})
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-1", "9999"])
+def test_bad_durations_name_the_variable(raw):
+    with pytest.raises(ConfigError, match="SLACK_DELIVERY_BUDGET_SECONDS"):
+        load_slack_settings({"SLACK_WEBHOOK_URL": "http://x", "SLACK_DELIVERY_BUDGET_SECONDS": raw})
+
+
+def test_api_url_gets_a_trailing_slash():
+    s = load_slack_settings({"SLACK_BOT_TOKEN": "t", "SLACK_CHANNEL": "C1", "SLACK_API_URL": "http://127.0.0.1:9/api"})
+    assert s.api_url == "http://127.0.0.1:9/api/"
+
+
+def test_the_secret_value_never_shows_in_repr():
+    s = load_slack_settings({"SLACK_WEBHOOK_URL": "https://example.invalid/services/SECRETPART"})
+    assert "SECRETPART" not in repr(s)
+
+
+def _stage_env(stage):
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return config, {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_shipped_stage_is_valid_and_fits_its_lambda(stage):
+    config, env = _stage_env(stage)
+    settings = load_slack_settings(env)
+    timeout = config["stages"][stage].get("lambda_timeout", config["lambda_timeout"])
+    # Delivery (plus an SSM read) must end well before Lambda kills the invocation.
+    assert settings.delivery_budget + settings.request_timeout + 10 <= timeout
+    assert config["stages"][stage].get("lambda_memory_size", config["lambda_memory_size"]) == 128
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_stage_policy_allows_exactly_what_the_code_calls(stage):
+    config, env = _stage_env(stage)
+    assert config.get("autogen_policy") is False
+    policy = json.loads((ROOT / ".chalice" / config["stages"][stage]["iam_policy_file"]).read_text())
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter"}
+    ssm = [st for st in policy["Statement"] if st["Action"] == ["ssm:GetParameter"]]
+    parameter = load_slack_settings(env).secret.parameter
+    assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}"]
+    assert all("*" != r for st in policy["Statement"] for r in st["Resource"])

@@ -1,0 +1,162 @@
+"""Message building: exact Block Kit JSON per fixture, styling, safety and Slack's limits."""
+
+import json
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from slack_sdk.models.blocks import ActionsBlock, HeaderBlock
+
+from chalicelib.event import JobStateChange, NotAJobStateChange
+from chalicelib.messages import build_job_state_message, format_duration
+from tests.conftest import event_names, load_event
+from tools.slack_standin import block_kit_errors
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+JOB_EVENTS = [n for n in event_names() if n != "not_a_job_state_change"]
+
+
+def message_for(name):
+    return build_job_state_message(JobStateChange.from_event(load_event(name)))
+
+
+def all_mrkdwn(payload):
+    """Every string Slack parses as mrkdwn in a payload, plus the text fallback."""
+    found = [payload["text"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(payload["blocks"])
+    return found
+
+
+@pytest.mark.parametrize("name", JOB_EVENTS)
+def test_block_kit_json_matches_the_snapshot(name):
+    """The exact payload, reviewed once by eye. Regenerate with UPDATE_SNAPSHOTS=1 after a deliberate change."""
+    payload = message_for(name).to_dict()
+    snapshot = SNAPSHOTS / f"{name}.json"
+    rendered = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOTS.mkdir(exist_ok=True)
+        snapshot.write_text(rendered)
+    assert snapshot.exists(), f"no snapshot for {name}: run UPDATE_SNAPSHOTS=1 make test and review it"
+    assert rendered == snapshot.read_text()
+
+
+@pytest.mark.parametrize("name", JOB_EVENTS)
+def test_every_fixture_fits_slacks_limits(name):
+    payload = message_for(name).to_dict()
+    assert payload["text"].strip()
+    assert block_kit_errors(payload["blocks"]) == []
+
+
+def test_failure_and_success_look_different():
+    failed, succeeded = message_for("ec2_failed"), message_for("ec2_succeeded")
+    assert isinstance(failed.blocks[0], HeaderBlock)
+    assert failed.blocks[0].text.text.startswith(":x: Job failed: nightly-etl-load-2024-05-13")
+    assert succeeded.blocks[0].text.text.startswith(":white_check_mark: Job succeeded: streamtest")
+    assert failed.text.startswith(":x:") and succeeded.text.startswith(":white_check_mark:")
+
+
+def test_failed_message_shows_what_a_person_needs_at_a_glance():
+    fields = [f.text for f in message_for("ec2_failed").blocks[1].fields]
+    assert fields == ["*Status*\nFAILED", "*Job queue*\netl-ondemand-queue", "*Job definition*\nnightly-etl:14",
+                      "*Exit code*\n1", "*Attempts*\n1 of 1", "*Duration*\n12m 34s", "*Platform*\nEC2"]
+
+
+def test_buttons_link_to_the_logs_and_the_job():
+    actions = [b for b in message_for("custom_log_group_failed").blocks if isinstance(b, ActionsBlock)][0]
+    buttons = {e.text.text: e.url for e in actions.elements}
+    assert buttons == {
+        "View logs": "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups"
+                     "/log-group/$252Fbatch$252Fetl$2523nightly/log-events/etl$252Fdefault$252F"
+                     "172409eea9a5e3236c89aa24f7e7e777",
+        "Open in AWS Batch": "https://eu-central-1.console.aws.amazon.com/batch/home?region=eu-central-1"
+                             "#jobs/detail/4bc41d21-3038-4c0d-a76d-9418fb4acac5",
+    }
+
+
+@pytest.mark.parametrize("name", ["never_started_failed", "eks_failed", "array_parent_failed",
+                                  "splunk_log_driver_failed", "multinode_parent_failed", "detail_missing_fields"])
+def test_no_invented_log_link(name):
+    payload = json.dumps(message_for(name).to_dict())
+    assert "View logs" not in payload and "/cloudwatch/" not in payload
+
+
+def test_never_started_job_shows_the_container_reason():
+    payload = message_for("never_started_failed").to_dict()
+    sections = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section" and "text" in b]
+    assert sections[0] == "*Status reason*\nTask failed to start"
+    assert sections[1].startswith("*Container reason*\nCannotPullContainerError: pull image manifest")
+    assert "CannotPullContainerError" in payload["text"]
+    assert "*Duration*\nnever started" in json.dumps(payload["blocks"][1]).replace("\\n", "\n")
+
+
+def test_container_reason_is_left_out_when_it_adds_nothing():
+    blocks = message_for("timeout_failed").to_dict()["blocks"]
+    assert not any("Container reason" in json.dumps(b) for b in blocks)
+
+
+def test_array_parent_summarises_its_children():
+    fields = [f.text for f in message_for("array_parent_failed").blocks[1].fields]
+    assert "*Array children*\n3 failed, 497 succeeded of 500" in fields
+    assert not any(f.startswith("*Exit code*") for f in fields)
+
+
+def test_hostile_text_pings_nobody_and_links_nowhere():
+    payload = message_for("hostile_text_failed").to_dict()
+    for text in all_mrkdwn(payload):
+        # The only '<...>' Slack may parse are ones we wrote ourselves: there are none.
+        assert "<" not in text and ">" not in text, text[:200]
+        assert not re.search(r"&(?!amp;|lt;|gt;)", text), text[:200]
+    joined = "\n".join(all_mrkdwn(payload))
+    assert "&lt;!channel&gt; deploy broke &amp; &lt;https://evil.example/phish|click here to fix&gt;" in joined
+    assert "&lt;!here&gt;" in joined
+
+
+def test_long_untrusted_text_is_cut_to_slacks_limits_with_a_mark():
+    payload = message_for("hostile_text_failed").to_dict()
+    reason = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"
+              and b.get("text", {}).get("text", "").startswith("*Container reason*")][0]
+    assert len(reason) == 3000 and reason.endswith("…")
+    header = payload["blocks"][0]["text"]["text"]
+    job_name = load_event("hostile_text_failed")["detail"]["jobName"]
+    assert len(job_name) == 128 and header.endswith(job_name)  # Batch's longest name still fits
+    assert len(payload["text"]) <= 500
+
+
+def test_environment_values_and_command_line_never_shown():
+    event = load_event("ec2_failed")
+    assert "fake-env-secret-do-not-show" in json.dumps(event)  # the fixture really carries them
+    for name in JOB_EVENTS:
+        payload = json.dumps(message_for(name).to_dict())
+        assert "do-not-show" not in payload
+        assert "DB_PASSWORD" not in payload and "--api-key" not in payload
+
+
+def test_missing_fields_still_give_a_useful_message():
+    payload = message_for("detail_missing_fields").to_dict()
+    assert payload["text"] == ":x: Job failed: 7e8b3173-dae6-496c-955a-e7372bf229a9"
+    assert "*Job queue*\n_unknown_" in [f["text"] for f in payload["blocks"][1]["fields"]]
+
+
+def test_a_queue_blocked_event_is_not_described_as_a_job_state_change():
+    with pytest.raises(NotAJobStateChange):
+        JobStateChange.from_event(load_event("not_a_job_state_change"))
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0.4, "under 1s"), (37, "37s"), (754, "12m 34s"), (3600, "1h"), (3612, "1h 12s"),
+    (90061, "1d 1h 1m"), (None, None),
+])
+def test_format_duration(seconds, text):
+    assert format_duration(None if seconds is None else timedelta(seconds=seconds)) == text

@@ -1,0 +1,345 @@
+"""Tests of the Slack stand-in, driven by the real slack_sdk clients over loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from typing import Any, Iterator
+from urllib.error import HTTPError
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+from slack_sdk.webhook import WebhookClient
+
+from tools.slack_standin import RecordedRequest, Reply, SlackStandIn, block_kit_errors
+
+TOKEN = "xoxb-test-token"
+CHANNEL = "C0TESTCHAN"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn() as standin:
+        yield standin
+
+
+def web(slack: SlackStandIn, token: str | None = TOKEN, **kwargs: Any) -> WebClient:
+    # No retries unless a test asks: a retried request would hide what the stand-in answered.
+    kwargs.setdefault("retry_handlers", [])
+    return WebClient(token=token, base_url=slack.api_url, **kwargs)
+
+
+def raw_post(url: str, data: bytes, content_type: str) -> tuple[int, str]:
+    """POST with plain urllib, for bodies slack_sdk would never send."""
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def section(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}, **extra}
+
+
+# -- ok paths -------------------------------------------------------------------
+
+
+def test_webhook_message_is_answered_ok_and_recorded(slack: SlackStandIn) -> None:
+    blocks = [section("*Job failed*")]
+
+    response = WebhookClient(slack.webhook_url).send(text="Job failed", blocks=blocks)
+
+    assert (response.status_code, response.body) == (200, "ok")
+    [request] = slack.requests
+    assert isinstance(request, RecordedRequest)
+    assert (request.method, request.path, request.reply_status) == ("POST", slack.webhook_path, 200)
+    assert request.headers["content-type"].startswith("application/json")
+    assert request.body == {"text": "Job failed", "blocks": blocks}
+    assert slack.messages == [request.body]
+
+
+def test_chat_post_message_is_answered_like_slack_and_recorded(slack: SlackStandIn) -> None:
+    client = web(slack)
+
+    first = client.chat_postMessage(channel=CHANNEL, text="one")
+    second = client.chat_postMessage(channel="#batch-alerts", text="two")
+
+    assert first["ok"] and first["channel"] == CHANNEL and first["message"]["text"] == "one"
+    assert float(second["ts"]) > float(first["ts"])
+    assert [r.path for r in slack.requests] == ["/api/chat.postMessage"] * 2
+    assert slack.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert [m["text"] for m in slack.wait_for_messages(2)] == ["one", "two"]
+
+
+def test_form_encoded_post_is_accepted_and_token_kept_out_of_messages(slack: SlackStandIn) -> None:
+    blocks = [section("hi")]
+    form = urlencode({"token": TOKEN, "channel": "batch-alerts", "text": "hi", "blocks": json.dumps(blocks)})
+
+    status, body = raw_post(slack.api_url + "chat.postMessage", form.encode(), "application/x-www-form-urlencoded")
+
+    assert status == 200 and json.loads(body)["ok"] is True
+    assert slack.requests[0].body["token"] == TOKEN
+    assert slack.messages == [{"channel": "batch-alerts", "text": "hi", "blocks": blocks}]
+
+
+# -- Slack's error answers --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "kwargs", "error"),
+    [
+        ("xoxb-someone-else", {"channel": CHANNEL, "text": "x"}, "invalid_auth"),
+        (None, {"channel": CHANNEL, "text": "x"}, "not_authed"),
+        (TOKEN, {"channel": "C0NOSUCH", "text": "x"}, "channel_not_found"),
+        pytest.param(
+            TOKEN, {"channel": CHANNEL}, "no_text",
+            marks=pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing"),
+        ),
+        (TOKEN, {"channel": CHANNEL, "text": "x" * 40_001}, "msg_too_long"),
+    ],
+)
+def test_chat_post_message_errors(slack: SlackStandIn, token: str | None, kwargs: dict[str, Any], error: str) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        web(slack, token).chat_postMessage(**kwargs)
+
+    assert caught.value.response.status_code == 200  # Slack reports these in the body
+    assert caught.value.response["error"] == error
+    assert slack.messages == []
+    assert [r.reply_status for r in slack.requests] == [200]
+
+
+def test_unknown_api_method(slack: SlackStandIn) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        web(slack).api_call("chat.scheduleMessage", json={"channel": CHANNEL, "text": "x"})
+    assert caught.value.response["error"] == "unknown_method"
+
+
+def test_block_limit_violations_are_reported_to_the_web_client(slack: SlackStandIn) -> None:
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}, section("ok")]
+
+    with pytest.raises(SlackApiError) as caught:
+        web(slack).chat_postMessage(channel=CHANNEL, text="x", blocks=blocks)
+
+    assert caught.value.response["error"] == "invalid_blocks"
+    assert caught.value.response["errors"] == ["must be less than 151 characters [json-pointer:/blocks/0/text/text]"]
+    assert slack.messages == []
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "body"),
+    [
+        (None, b'{"text": "x"}', 404, "no_service"),  # unknown /services/... path
+        ("", b"{not json", 400, "invalid_payload"),
+        ("", b'{"username": "bot"}', 400, "invalid_payload"),  # neither text nor blocks
+        ("", json.dumps({"text": "x", "blocks": [section("s")] * 51}).encode(), 400, "invalid_blocks"),
+        ("", json.dumps({"text": "x" * 40_001}).encode(), 400, "msg_too_long"),
+    ],
+)
+def test_webhook_errors(slack: SlackStandIn, path: str | None, payload: bytes, status: int, body: str) -> None:
+    url = slack.base_url + "services/TOTHER/BOTHER/nope" if path is None else slack.webhook_url
+
+    assert raw_post(url, payload, "application/json") == (status, body)
+    assert slack.messages == []
+    assert slack.requests[0].reply_status == status
+
+
+# -- scripted replies ---------------------------------------------------------------
+
+
+def test_scripted_429_reaches_the_clients_with_retry_after(slack: SlackStandIn) -> None:
+    slack.script(
+        Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "7"}),
+        Reply(429, "rate_limited"),  # no Retry-After unless the test gives one
+    )
+
+    with pytest.raises(SlackApiError) as caught:
+        web(slack).chat_postMessage(channel=CHANNEL, text="x")
+    response = WebhookClient(slack.webhook_url).send(text="x")
+
+    assert caught.value.response.status_code == 429
+    assert caught.value.response.headers["Retry-After"] == "7"
+    assert (response.status_code, response.body) == (429, "rate_limited")
+    assert not any(name.lower() == "retry-after" for name in response.headers)
+    assert slack.rate_limited_count == 2
+    # The script is used up: the next request gets the default behaviour.
+    assert WebhookClient(slack.webhook_url).send(text="x").status_code == 200
+    assert len(slack.requests) == 3 and len(slack.messages) == 1
+
+
+def test_scripted_reply_overrides_validation_but_is_recorded(slack: SlackStandIn) -> None:
+    slack.script(Reply(200, {"ok": True, "channel": "CFAKE", "ts": "1.0"}))
+
+    response = web(slack, "xoxb-wrong").chat_postMessage(channel="nowhere", text="x")
+
+    assert response["channel"] == "CFAKE"
+    assert slack.requests[0].body == {"channel": "nowhere", "text": "x"}
+    assert slack.messages == [{"channel": "nowhere", "text": "x"}]
+
+
+def test_dropped_connection_is_a_connection_error_for_the_client(slack: SlackStandIn) -> None:
+    slack.script(Reply(drop=True))
+
+    with pytest.raises(ConnectionResetError):
+        web(slack).chat_postMessage(channel=CHANNEL, text="x")
+
+    assert [r.reply_status for r in slack.requests] == [0]
+    assert slack.messages == []
+
+
+def test_client_retrying_on_connection_errors_gets_through_after_a_drop(slack: SlackStandIn) -> None:
+    slack.script(Reply(drop=True))
+    retry = ConnectionErrorRetryHandler(interval_calculator=FixedValueRetryIntervalCalculator(0.0))
+
+    response = WebhookClient(slack.webhook_url, retry_handlers=[retry]).send(text="x")
+
+    assert response.status_code == 200
+    assert [r.reply_status for r in slack.requests] == [0, 200]
+    assert slack.messages == [{"text": "x"}]
+
+
+def test_delayed_reply_times_the_client_out_and_does_not_hold_up_stop() -> None:
+    with SlackStandIn() as slack:
+        slack.script(Reply(delay=5))
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            web(slack, timeout=1).chat_postMessage(channel=CHANNEL, text="x")
+        assert time.monotonic() - started < 3
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 1  # the sleeping handler was woken, not waited for
+    # The message counts as posted: Slack too posts it even if the client gave up waiting.
+    assert [r.reply_status for r in slack.requests] == [200]
+
+
+# -- rate-limit mode ------------------------------------------------------------------
+
+
+def test_rate_limit_mode_answers_429_to_a_second_immediate_post() -> None:
+    with SlackStandIn(rate_limit_per_channel=1.0) as slack:
+        client = web(slack)
+        client.chat_postMessage(channel=CHANNEL, text="first")
+        with pytest.raises(SlackApiError) as caught:
+            client.chat_postMessage(channel=CHANNEL, text="second")
+        client.chat_postMessage(channel="#batch-alerts", text="other channel")
+        hook = WebhookClient(slack.webhook_url)
+        first_hook, second_hook = hook.send(text="a"), hook.send(text="b")
+
+    assert caught.value.response.status_code == 429
+    assert caught.value.response["error"] == "ratelimited"
+    assert caught.value.response.headers["Retry-After"] == "1"
+    assert first_hook.status_code == 200
+    assert (second_hook.status_code, second_hook.body, second_hook.headers["Retry-After"]) == (429, "rate_limited", "1")
+    assert slack.rate_limited_count == 2
+    assert [m["text"] for m in slack.messages] == ["first", "other channel", "a"]
+
+
+# -- Block Kit limits -------------------------------------------------------------------
+
+
+def _button(text: str = "Open", url: str = "https://example.com") -> dict[str, Any]:
+    return {"type": "button", "text": {"type": "plain_text", "text": text}, "url": url}
+
+
+def _field(text: str = "f") -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def test_valid_blocks_have_no_errors() -> None:
+    blocks = [
+        {"type": "header", "block_id": "h", "text": {"type": "plain_text", "text": "h" * 150}},
+        {"type": "section", "block_id": "s", "text": _field("s" * 3000), "fields": [_field("f" * 2000)] * 10},
+        {"type": "context", "elements": [_field()] * 10},
+        {"type": "actions", "elements": [_button("b" * 75, "https://e.com/" + "u" * 2986)] * 25},
+        {"type": "divider"},
+    ]
+    assert block_kit_errors(blocks) == []
+    assert block_kit_errors([{"type": "divider"}] * 50) == []
+
+
+@pytest.mark.parametrize(
+    ("blocks", "pointer"),
+    [
+        ([{"type": "divider"}] * 51, "/blocks"),
+        ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], "/blocks/0/text/text"),
+        ([{"type": "header", "text": _field("mrkdwn is not allowed")}], "/blocks/0/text/type"),
+        ([section("s" * 3001)], "/blocks/0/text/text"),
+        ([{"type": "section", "fields": [_field()] * 11}], "/blocks/0/fields"),
+        ([{"type": "section", "fields": [_field("f" * 2001)]}], "/blocks/0/fields/0/text"),
+        ([{"type": "section"}], "/blocks/0"),
+        ([{"type": "context", "elements": [_field()] * 11}], "/blocks/0/elements"),
+        ([{"type": "actions", "elements": [_button()] * 26}], "/blocks/0/elements"),
+        ([{"type": "actions", "elements": [_button("b" * 76)]}], "/blocks/0/elements/0/text/text"),
+        ([{"type": "actions", "elements": [_button(url="https://e.com/" + "u" * 2987)]}], "/blocks/0/elements/0/url"),
+        ([section("a", accessory=_button("b" * 76))], "/blocks/0/accessory/text/text"),
+        ([section("a", block_id="x"), section("b", block_id="x")], "/blocks/1/block_id"),
+        ([section("a", block_id="x" * 256)], "/blocks/0/block_id"),
+        ([{"type": "section", "text": {"type": "markdown", "text": "a"}}], "/blocks/0/text/type"),
+        ([section("")], "/blocks/0/text/text"),
+        ([{"type": "sectoin", "text": _field()}], "/blocks/0/type"),
+        ({"type": "divider"}, "/blocks"),
+    ],
+)
+def test_block_limit_violations(blocks: Any, pointer: str) -> None:
+    errors = block_kit_errors(blocks)
+
+    assert len(errors) == 1, errors
+    assert errors[0].endswith(f"[json-pointer:{pointer}]")
+
+
+# -- lifecycle and helpers ----------------------------------------------------------------
+
+
+def _port_is_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_server_stops_and_port_is_closed_after_the_with_block() -> None:
+    with SlackStandIn() as slack:
+        port = int(slack.base_url.rsplit(":", 1)[1].strip("/"))
+        assert slack.base_url == f"http://127.0.0.1:{port}/"
+        assert slack.api_url == f"http://127.0.0.1:{port}/api/"
+        assert slack.webhook_url == f"http://127.0.0.1:{port}/services/TTEST/BTEST/testsecret"
+        assert _port_is_open(port)
+    assert not _port_is_open(port)
+    assert not any(t.name == "slack-standin" for t in threading.enumerate())
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with SlackStandIn() as failing:
+            port = int(failing.base_url.rsplit(":", 1)[1].strip("/"))
+            raise RuntimeError("boom")
+    assert not _port_is_open(port)
+
+
+def test_wait_for_messages(slack: SlackStandIn) -> None:
+    timer = threading.Timer(0.1, lambda: WebhookClient(slack.webhook_url).send(text="later"))
+    timer.start()
+    try:
+        assert slack.wait_for_messages(1, timeout=5) == [{"text": "later"}]
+    finally:
+        timer.join()
+    with pytest.raises(TimeoutError, match="expected 2"):
+        slack.wait_for_messages(2, timeout=0.1)
+
+
+def test_no_log_lines_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    with SlackStandIn() as slack:
+        slack.script(Reply(drop=True))
+        with pytest.raises(ConnectionResetError):
+            web(slack).chat_postMessage(channel=CHANNEL, text="x")
+        WebhookClient(slack.webhook_url).send(text="x")
+        raw_post(slack.base_url + "elsewhere", b"", "text/plain")
+
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
