@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Literal, Mapping, Optional
+from typing import Callable, Literal, Mapping, Optional, TypeVar
 
 WEBHOOK_URL = "SLACK_WEBHOOK_URL"
 WEBHOOK_URL_PARAM = "SLACK_WEBHOOK_URL_PARAM"
@@ -21,11 +21,16 @@ API_URL = "SLACK_API_URL"
 REQUEST_TIMEOUT = "SLACK_REQUEST_TIMEOUT_SECONDS"
 DELIVERY_BUDGET = "SLACK_DELIVERY_BUDGET_SECONDS"
 
+ROUTES = "NOTIFY_ROUTES"
+
 DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_REQUEST_TIMEOUT = 5.0
 # Well inside the default 60 s lambda_timeout: when Slack is still failing after this,
 # the handler raises and Lambda's asynchronous retry tries again later.
 DEFAULT_DELIVERY_BUDGET = 20.0
+
+
+T = TypeVar("T")
 
 
 class ConfigError(RuntimeError):
@@ -124,6 +129,72 @@ def slack_settings() -> SlackSettings:
     return load_slack_settings(os.environ)
 
 
+_RESETS: list[Callable[[], None]] = []
+
+
+def setting(read: Callable[[], T]) -> Callable[[], T]:
+    """Decorator for a zero-argument settings reader in another module: cache it once per
+    container, and have :func:`reset` forget it."""
+    cached = functools.lru_cache(maxsize=1)(read)
+    _RESETS.append(cached.cache_clear)
+    return cached
+
+
 def reset() -> None:
     """Forget cached settings (tests and the replay tool change the environment)."""
     slack_settings.cache_clear()
+    log_tail_settings.cache_clear()
+    for clear in _RESETS:
+        clear()
+
+
+# -- Log tail of failed jobs (chalicelib/logtail.py) ---------------------------------------
+LOG_TAIL_LINES = "LOG_TAIL_LINES"
+LOG_TAIL_TIMEOUT = "LOG_TAIL_TIMEOUT_SECONDS"
+
+DEFAULT_LOG_TAIL_LINES = 20
+DEFAULT_LOG_TAIL_TIMEOUT = 2.0
+# A Slack section holds 3000 characters: more lines than this would only be cut again.
+MAX_LOG_TAIL_LINES = 100
+# The tail is a nice-to-have in front of the delivery: it may never eat the Lambda's time.
+MAX_LOG_TAIL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class LogTailSettings:
+    """How many log lines to show in FAILED messages (0 = off) and how long to wait for them."""
+
+    lines: int = DEFAULT_LOG_TAIL_LINES
+    timeout: float = DEFAULT_LOG_TAIL_TIMEOUT
+
+    @property
+    def enabled(self) -> bool:
+        return self.lines > 0
+
+
+def load_log_tail_settings(env: Mapping[str, str]) -> LogTailSettings:
+    """Validate the log tail settings in ``env``; raise :class:`ConfigError` naming the variable."""
+    raw_lines, raw_timeout = _get(env, LOG_TAIL_LINES), _get(env, LOG_TAIL_TIMEOUT)
+    lines, timeout = DEFAULT_LOG_TAIL_LINES, DEFAULT_LOG_TAIL_TIMEOUT
+    if raw_lines is not None:
+        try:
+            lines = int(raw_lines)
+        except ValueError:
+            raise ConfigError(f"{LOG_TAIL_LINES}={raw_lines!r} is not a whole number of lines (0 turns the tail off)") from None
+        if not 0 <= lines <= MAX_LOG_TAIL_LINES:
+            raise ConfigError(f"{LOG_TAIL_LINES}={raw_lines!r} must be between 0 (off) and {MAX_LOG_TAIL_LINES}")
+    if raw_timeout is not None:
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            raise ConfigError(f"{LOG_TAIL_TIMEOUT}={raw_timeout!r} is not a number of seconds") from None
+        if not 0 < timeout <= MAX_LOG_TAIL_TIMEOUT:  # also rejects nan
+            raise ConfigError(f"{LOG_TAIL_TIMEOUT}={raw_timeout!r} must be more than 0 and at most "
+                              f"{MAX_LOG_TAIL_TIMEOUT:g} seconds")
+    return LogTailSettings(lines=lines, timeout=timeout)
+
+
+@functools.lru_cache(maxsize=1)
+def log_tail_settings() -> LogTailSettings:
+    """The log tail settings of this container, read from ``os.environ`` once."""
+    return load_log_tail_settings(os.environ)

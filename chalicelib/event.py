@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 BATCH_SOURCE = "aws.batch"
 JOB_STATE_CHANGE = "Batch Job State Change"
+JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
 
 # Fields a complete job state change carries; reported when absent so a person can tell a
 # degraded message from a bug.
@@ -143,15 +144,19 @@ class JobStateChange:
         self._detail = _mapping(event.get("detail"))
 
     @classmethod
-    def from_event(cls, event: Any) -> "JobStateChange":
-        """Wrap a raw EventBridge event, or raise :class:`NotAJobStateChange` saying why."""
+    def from_event(cls, event: Any, detail_type: str = JOB_STATE_CHANGE) -> "JobStateChange":
+        """Wrap a raw EventBridge event, or raise :class:`NotAJobStateChange` saying why.
+
+        ``detail_type`` is the kind of Batch event expected; ``Batch Job Queue Blocked``
+        events describe a job too (the one blocking its queue) and share this view.
+        """
         if not isinstance(event, Mapping):
             raise NotAJobStateChange(f"event is a {type(event).__name__}, not a JSON object")
-        source, detail_type = event.get("source"), event.get("detail-type")
-        if source != BATCH_SOURCE or detail_type != JOB_STATE_CHANGE:
+        source, actual_type = event.get("source"), event.get("detail-type")
+        if source != BATCH_SOURCE or actual_type != detail_type:
             raise NotAJobStateChange(
-                f"source={source!r} detail-type={detail_type!r}, "
-                f"expected {BATCH_SOURCE!r} / {JOB_STATE_CHANGE!r}"
+                f"source={source!r} detail-type={actual_type!r}, "
+                f"expected {BATCH_SOURCE!r} / {detail_type!r}"
             )
         if not isinstance(event.get("detail"), Mapping):
             raise NotAJobStateChange("the event has no 'detail' object")
@@ -161,6 +166,10 @@ class JobStateChange:
     @property
     def event_id(self) -> Optional[str]:
         return _text(self._event.get("id"))
+
+    @property
+    def detail_type(self) -> Optional[str]:
+        return _text(self._event.get("detail-type"))
 
     @property
     def region(self) -> Optional[str]:
@@ -194,6 +203,11 @@ class JobStateChange:
     @property
     def status_reason(self) -> Optional[str]:
         return _text(self._detail.get("statusReason"))
+
+    @property
+    def routing_status(self) -> Optional[str]:
+        """The status routes match on: ``BLOCKED`` for a queue-blocked event, else the job's."""
+        return "BLOCKED" if self.detail_type == JOB_QUEUE_BLOCKED else self.status
 
     @property
     def job_queue_name(self) -> Optional[str]:
@@ -238,6 +252,14 @@ class JobStateChange:
     @property
     def node_count(self) -> Optional[int]:
         return _int(_mapping(self._detail.get("nodeProperties")).get("numNodes"))
+
+    @property
+    def main_node(self) -> Optional[int]:
+        return _int(_mapping(self._detail.get("nodeProperties")).get("mainNode"))
+
+    @property
+    def is_multinode_parent(self) -> bool:
+        return self.node_count is not None and self.node_index is None
 
     @property
     def node_index(self) -> Optional[int]:

@@ -113,7 +113,7 @@ def missing_log_link_reason(job: JobStateChange) -> Optional[str]:
         return "EKS job: its logs are wherever the cluster ships pod logs."
     if job.is_array_parent:
         return "Array parent: each child job has its own log stream."
-    if job.node_count is not None and job.node_index is None:
+    if job.is_multinode_parent:
         return "Multi-node parent: each node has its own log stream."
     if job.log_stream_name is None:
         return "No log stream: the job did not start a container."

@@ -111,18 +111,26 @@ def _duration_text(job: JobStateChange) -> Optional[str]:
     return None
 
 
+def _nodes_text(job: JobStateChange) -> Optional[str]:
+    if job.node_count is None:
+        return None
+    return f"{job.node_count} (main node {job.main_node})" if job.main_node is not None else str(job.node_count)
+
+
 def _fields(job: JobStateChange) -> list[MarkdownTextObject]:
     # Who and what are always shown (as "unknown" if the event lacks them); the rest only
     # when the event says, so an array parent does not show a meaningless "Exit code".
     fields = [_field("Status", job.status), _field("Job queue", job.job_queue_name),
               _field("Job definition", job.job_definition)]
+    # A multi-node parent's exit information is its main node's (AWS Batch copies it).
+    exit_label = "Exit code (main node)" if job.is_multinode_parent else "Exit code"
     optional = (
-        ("Exit code", None if job.exit_code is None else str(job.exit_code)),
+        (exit_label, None if job.exit_code is None else str(job.exit_code)),
         ("Attempts", _attempts_text(job)),
         ("Duration", _duration_text(job)),
         ("Platform", job.platform),
         ("Array children", _array_summary(job)),
-        ("Nodes", None if job.node_count is None else str(job.node_count)),
+        ("Nodes", _nodes_text(job)),
     )
     fields.extend(_field(label, value) for label, value in optional if value)
     return fields
@@ -200,3 +208,45 @@ def bounded_blocks(blocks: Sequence[Block]) -> tuple[Block, ...]:
         return tuple(blocks)
     return (*blocks[: MAX_BLOCKS - 1], blocks[-1])
 
+
+def build_queue_blocked_message(job: JobStateChange) -> SlackMessage:
+    """Warning for a "Batch Job Queue Blocked" event: the queue, the job blocking it, why."""
+    queue = job.job_queue_name or UNKNOWN
+    header = HeaderBlock(text=PlainTextObject(
+        text=safe_plain(f":warning: Job queue blocked: {queue}", HEADER_TEXT_LIMIT), emoji=True))
+    fields = [_field("Job queue", job.job_queue_name), _field("Blocking job", job.job_name or job.job_id),
+              _field("Job definition", job.job_definition), _field("Job status", job.status)]
+    blocks: list[Block] = [header, SectionBlock(fields=fields)]
+    if job.status_reason:
+        blocks.append(_text_section("Why", job.status_reason))
+    actions = _buttons(job)
+    if actions is not None:
+        blocks.append(actions)
+    blocks.append(_context(job))
+    line = f"Job queue {queue} is blocked by {job.job_name or job.job_id or UNKNOWN}"
+    if job.status_reason:
+        line += f": {job.status_reason}"
+    text = ":warning: " + safe_mrkdwn(" ".join(line.split()), FALLBACK_TEXT_LIMIT - 10)
+    return SlackMessage(text=text, blocks=bounded_blocks(blocks))
+
+
+def mention_markup(mention: str) -> str:
+    """Slack markup that notifies a user (U.../W...), a user group (S...), @here or @channel."""
+    if mention in ("here", "channel"):
+        return f"<!{mention}>"
+    if mention.startswith("S"):
+        return f"<!subteam^{mention}>"
+    return f"<@{mention}>"
+
+
+def with_mentions(message: SlackMessage, mentions: Sequence[str]) -> SlackMessage:
+    """The message with the route's people mentioned under the header and in the notification.
+
+    Mentions come from the routing file (trusted configuration), never from the event.
+    """
+    if not mentions:
+        return message
+    cc = " ".join(mention_markup(m) for m in mentions)
+    section = SectionBlock(text=MarkdownTextObject(text=f"cc {cc}"))
+    blocks = (message.blocks[0], section, *message.blocks[1:])
+    return SlackMessage(text=f"{cc} {message.text}", blocks=bounded_blocks(blocks))

@@ -1,13 +1,21 @@
-"""The path every handler takes: event in, message built, message delivered, one log line."""
+"""The path every handler takes: event in, route decided, message built and delivered.
+
+Each event handled leaves one structured (JSON) log line: event id, job id, status, route,
+outcome (posted / skipped and why / failed and why), Slack attempts and duration. Never the
+token, the webhook URL or the message body.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, Callable, Literal, Mapping
+import time
+from typing import Any, Callable, Literal, Mapping, Optional
 
-from chalicelib.config import slack_settings
-from chalicelib.event import JobStateChange, NotAJobStateChange
-from chalicelib.messages import SlackMessage
+from chalicelib.config import ConfigError, slack_settings
+from chalicelib.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange
+from chalicelib.messages import SlackMessage, with_mentions
+from chalicelib.routing import SINGLE_CHANNEL, Decision, route_table
 from chalicelib.slack import deliver
 
 log = logging.getLogger("batch_notify")
@@ -22,29 +30,53 @@ def raw_event(event: Any) -> Any:
     return to_dict() if callable(to_dict) else event
 
 
-def notify(event: Any, build: MessageBuilder) -> Outcome:
-    """Build a message for ``event`` with ``build`` and post it to Slack.
+def decide(job: JobStateChange) -> Decision:
+    """Where the job's message goes, by the routing file (or the single channel without one)."""
+    table = route_table()
+    if table is None:
+        return SINGLE_CHANNEL
+    if table.sets_channels and slack_settings().mode == "webhook":
+        raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
+                          "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
+    return table.decide(job.job_queue_name, job.job_name, job.routing_status)
 
-    An event that is not a job state change is logged as an error and skipped (retrying it
-    would fail the same way). Delivery and configuration errors raise, so Lambda retries.
+
+def _log_line(level: int, **fields: Any) -> None:
+    log.log(level, json.dumps({k: v for k, v in fields.items() if v is not None}, default=str))
+
+
+def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANGE) -> Outcome:
+    """Route ``event``, build its message with ``build`` and post it to Slack.
+
+    An event of another kind than ``detail_type`` is logged as an error and skipped
+    (retrying it would fail the same way). Configuration and delivery errors are logged
+    and raised, so Lambda retries the event.
     """
+    started = time.monotonic()
     raw = raw_event(event)
-    event_id = raw.get("id") if isinstance(raw, Mapping) else None
+    event_id: Optional[str] = raw.get("id") if isinstance(raw, Mapping) else None
     try:
-        job = JobStateChange.from_event(raw)
+        job = JobStateChange.from_event(raw, detail_type)
     except NotAJobStateChange as error:
-        log.error("event %s skipped: not a Batch job state change: %s", event_id or "(no id)", error)
+        _log_line(logging.ERROR, event_id=event_id or "(no id)", outcome="skipped",
+                  reason=f"not a {detail_type} event: {error}")
         return "skipped"
+    common = {"event_id": event_id, "job_id": job.job_id, "status": job.routing_status}
     missing = job.missing_fields()
     if missing:
-        log.warning("event %s: detail lacks %s; notifying with what is there", event_id, ", ".join(missing))
-    message = build(job)
+        _log_line(logging.WARNING, **common, warning=f"detail lacks {', '.join(missing)}; notifying with what is there")
     try:
-        receipt = deliver(message, slack_settings())
+        decision = decide(job)
+        if not decision.post:
+            _log_line(logging.INFO, **common, route=decision.route, outcome="skipped", reason=decision.reason)
+            return "skipped"
+        message = with_mentions(build(job), decision.mentions)
+        receipt = deliver(message, slack_settings(), channel=decision.channel)
     except Exception as error:
         # One searchable line naming the event; Lambda logs the traceback and retries.
-        log.error("event %s: job %s (%s) not delivered: %s", event_id, job.job_id, job.status, error)
+        _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
+                  duration_ms=round((time.monotonic() - started) * 1000))
         raise
-    log.info("event %s: posted job %s (%s) to Slack in %d attempt(s), %.2fs",
-             event_id, job.job_id, job.status, receipt.attempts, receipt.seconds)
+    _log_line(logging.INFO, **common, route=decision.route, outcome="posted", slack_attempts=receipt.attempts,
+              duration_ms=round((time.monotonic() - started) * 1000))
     return "posted"

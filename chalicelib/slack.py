@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.client import RemoteDisconnected
 from typing import Optional
 from urllib.error import URLError
@@ -158,8 +158,15 @@ def _failure(code: str, status: int, settings: SlackSettings) -> DeliveryError:
     return DeliveryError(f"{where}; giving up for now so Lambda retries the event later")
 
 
-def deliver(message: SlackMessage, settings: SlackSettings) -> DeliveryReceipt:
-    """Post ``message`` to Slack, or raise :class:`DeliveryError` (never return unsent)."""
+def deliver(message: SlackMessage, settings: SlackSettings, channel: Optional[str] = None) -> DeliveryReceipt:
+    """Post ``message`` to Slack, or raise :class:`DeliveryError` (never return unsent).
+
+    ``channel`` overrides ``SLACK_CHANNEL`` (bot mode only: a webhook has its own channel).
+    """
+    if channel is not None and settings.mode == "webhook":
+        raise ValueError("a webhook always posts to its own channel; a channel needs a bot token")
+    if channel is not None:
+        settings = replace(settings, channel=channel)
     secret = resolve(settings.secret)
     budget = _Budget(settings.delivery_budget)
     timeout = max(1, round(settings.request_timeout))

@@ -79,7 +79,7 @@ def test_missing_fields_are_named_not_fatal():
 
 
 @pytest.mark.parametrize("event, why", [
-    (load_event("not_a_job_state_change"), "Batch Job Queue Blocked"),
+    (load_event("job_queue_blocked"), "Batch Job Queue Blocked"),
     ({"source": "aws.ec2", "detail-type": "Batch Job State Change", "detail": {}}, "aws.ec2"),
     ({"source": "aws.batch", "detail-type": "Batch Job State Change"}, "no 'detail'"),
     ({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": "FAILED"}, "no 'detail'"),

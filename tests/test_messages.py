@@ -10,12 +10,12 @@ import pytest
 from slack_sdk.models.blocks import ActionsBlock, HeaderBlock
 
 from chalicelib.event import JobStateChange, NotAJobStateChange
-from chalicelib.messages import build_job_state_message, format_duration
+from chalicelib.messages import build_job_state_message, build_queue_blocked_message, format_duration, with_mentions
 from tests.conftest import event_names, load_event
 from tools.slack_standin import block_kit_errors
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-JOB_EVENTS = [n for n in event_names() if n != "not_a_job_state_change"]
+JOB_EVENTS = [n for n in event_names() if n != "job_queue_blocked"]
 
 
 def message_for(name):
@@ -86,7 +86,7 @@ def test_buttons_link_to_the_logs_and_the_job():
 
 
 @pytest.mark.parametrize("name", ["never_started_failed", "eks_failed", "array_parent_failed",
-                                  "splunk_log_driver_failed", "multinode_parent_failed", "detail_missing_fields"])
+                                  "splunk_log_driver_failed", "detail_missing_fields"])
 def test_no_invented_log_link(name):
     payload = json.dumps(message_for(name).to_dict())
     assert "View logs" not in payload and "/cloudwatch/" not in payload
@@ -104,6 +104,14 @@ def test_never_started_job_shows_the_container_reason():
 def test_container_reason_is_left_out_when_it_adds_nothing():
     blocks = message_for("timeout_failed").to_dict()["blocks"]
     assert not any("Container reason" in json.dumps(b) for b in blocks)
+
+
+def test_multinode_parent_shows_its_main_node():
+    message = message_for("multinode_parent_failed")
+    fields = [f.text for f in message.blocks[1].fields]
+    assert "*Nodes*\n4 (main node 0)" in fields and "*Exit code (main node)*\n1" in fields
+    # the main node's stream, as AWS Batch copies it to the parent's attempt
+    assert "openfoam-mnp$252Fdefault$252Fa2fb0bd752a7ef72f463086d398fb577" in json.dumps(message.to_dict())
 
 
 def test_array_parent_summarises_its_children():
@@ -151,7 +159,7 @@ def test_missing_fields_still_give_a_useful_message():
 
 def test_a_queue_blocked_event_is_not_described_as_a_job_state_change():
     with pytest.raises(NotAJobStateChange):
-        JobStateChange.from_event(load_event("not_a_job_state_change"))
+        JobStateChange.from_event(load_event("job_queue_blocked"))
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -160,3 +168,26 @@ def test_a_queue_blocked_event_is_not_described_as_a_job_state_change():
 ])
 def test_format_duration(seconds, text):
     assert format_duration(None if seconds is None else timedelta(seconds=seconds)) == text
+
+
+def test_queue_blocked_message_warns_with_queue_job_and_reason():
+    job = JobStateChange.from_event(load_event("job_queue_blocked"), "Batch Job Queue Blocked")
+    payload = build_queue_blocked_message(job).to_dict()
+    snapshot = SNAPSHOTS / "job_queue_blocked.json"
+    rendered = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        snapshot.write_text(rendered)
+    assert rendered == snapshot.read_text()
+    assert payload["blocks"][0]["text"]["text"] == ":warning: Job queue blocked: render-queue"
+    assert payload["text"].startswith(":warning: Job queue render-queue is blocked by gpu-render-preview: "
+                                      "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT")
+    assert block_kit_errors(payload["blocks"]) == []
+
+
+def test_mentions_go_under_the_header_and_into_the_notification():
+    message = with_mentions(message_for("ec2_failed"), ["S0DATAENG01", "U0LEAD0001", "here"])
+    payload = message.to_dict()
+    assert payload["blocks"][1] == {"type": "section", "text": {
+        "type": "mrkdwn", "text": "cc <!subteam^S0DATAENG01> <@U0LEAD0001> <!here>"}}
+    assert payload["text"].startswith("<!subteam^S0DATAENG01> <@U0LEAD0001> <!here> :x: Job failed")
+    assert with_mentions(message_for("ec2_failed"), []) == message_for("ec2_failed")

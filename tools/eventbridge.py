@@ -53,22 +53,33 @@ class EventBridgeRouter:
     def __exit__(self, *exc_info: Any) -> None:
         self._mock.stop()
 
+    def deliver_all(self, events: list[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Put many events on the bus (10 per call, as the API allows); return, per rule, the
+        events as EventBridge delivered them to its target (ready to hand to the handler)."""
+        for start in range(0, len(events), 10):
+            result = self._events.put_events(Entries=[_entry(e) for e in events[start:start + 10]])
+            if result.get("FailedEntryCount"):
+                raise ValueError(f"EventBridge refused events: {result['Entries']}")
+        delivered: dict[str, list[dict[str, Any]]] = {name: [] for name in self._queues}
+        for name, url in self._queues.items():
+            while True:
+                messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    delivered[name].append(json.loads(message["Body"]))
+                    self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return delivered
+
     def matching(self, event: Mapping[str, Any]) -> list[str]:
         """Names of the rules (handlers) that ``event`` reaches, in registration order."""
-        entry = {
-            "Source": str(event.get("source", "")),
-            "DetailType": str(event.get("detail-type", "")),
-            "Detail": json.dumps(event.get("detail", {})),
-            "Resources": [r for r in event.get("resources", []) if isinstance(r, str)],
-        }
-        result = self._events.put_events(Entries=[entry])
-        if result.get("FailedEntryCount"):
-            raise ValueError(f"EventBridge refused the event: {result['Entries']}")
-        reached = []
-        for name, url in self._queues.items():
-            messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            for message in messages:
-                self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            if messages:
-                reached.append(name)
-        return reached
+        return [name for name, delivered in self.deliver_all([event]).items() if delivered]
+
+
+def _entry(event: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "Source": str(event.get("source", "")),
+        "DetailType": str(event.get("detail-type", "")),
+        "Detail": json.dumps(event.get("detail", {})),
+        "Resources": [r for r in event.get("resources", []) if isinstance(r, str)],
+    }

@@ -1,0 +1,217 @@
+"""Route each job to the people who own it: a JSON file of ordered routes, first match wins.
+
+A route matches on job queue name, job name (glob patterns, names not ARNs) and status, and
+says where to post (a channel, in bot mode), whom to mention when a job fails, which statuses
+it wants, or that matching jobs are dropped. The last route is the default (no ``match``).
+The format is in the README; ``examples/routes.json`` is a realistic one.
+
+No routing file (the default path absent) keeps the single-channel setup: every event is
+posted to ``SLACK_CHANNEL`` or the webhook.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from chalicelib.config import ROUTES, ConfigError, setting
+
+# Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events.
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "BLOCKED")
+_ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop"}
+_MATCH_KEYS = {"queue", "job", "status"}
+# U/W: users, S: user groups; "here" and "channel" for the @-everyone kinds.
+_MENTION = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|here|channel)$")
+_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79})$")
+
+
+class RoutesError(ConfigError):
+    """The routing file is invalid; the message names the file, the route and the field."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One entry of the routing file."""
+
+    name: str
+    queues: tuple[str, ...] = ()
+    jobs: tuple[str, ...] = ()
+    match_statuses: tuple[str, ...] = ()
+    channel: Optional[str] = None
+    mentions: tuple[str, ...] = ()
+    statuses: Optional[tuple[str, ...]] = None  # None: every status
+    drop: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return not (self.queues or self.jobs or self.match_statuses)
+
+    def matches(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> bool:
+        """True when every part of ``match`` given in the file accepts the job."""
+        return (_any_glob(self.queues, queue) and _any_glob(self.jobs, job)
+                and (not self.match_statuses or status in self.match_statuses))
+
+
+def _any_glob(patterns: tuple[str, ...], value: Optional[str]) -> bool:
+    if not patterns:
+        return True
+    # fnmatchcase: queue and job names are case-sensitive in AWS Batch.
+    return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one event: post (where, mentioning whom) or skip (and why)."""
+
+    route: Optional[str]
+    post: bool
+    reason: str
+    channel: Optional[str] = None
+    mentions: tuple[str, ...] = ()
+
+
+SINGLE_CHANNEL = Decision(route=None, post=True, reason="no routing file")
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """The validated routes of one file, in order."""
+
+    source: str
+    routes: tuple[Route, ...]
+
+    def decide(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> Decision:
+        """First matching route wins; the default route (last) always matches."""
+        for route in self.routes:
+            if not route.matches(queue, job, status):
+                continue
+            if route.drop:
+                return Decision(route.name, False, f"route {route.name!r} drops these jobs")
+            if route.statuses is not None and status not in route.statuses:
+                return Decision(route.name, False, f"route {route.name!r} does not want {status}")
+            mentions = route.mentions if status == "FAILED" else ()
+            return Decision(route.name, True, "routed", channel=route.channel, mentions=mentions)
+        return Decision(None, False, "no route matches")  # unreachable with a default route
+
+    @property
+    def sets_channels(self) -> bool:
+        return any(route.channel for route in self.routes)
+
+
+# -- loading and validation ------------------------------------------------------------------
+
+def load_route_table(path: Path) -> RouteTable:
+    """Read and validate a routing file; raise :class:`RoutesError` naming what is wrong."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise RoutesError(f"{path}: cannot read the routing file: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise RoutesError(f"{path}: not valid JSON: {error}") from None
+    return parse_route_table(data, source=str(path))
+
+
+def parse_route_table(data: Any, source: str = "routes") -> RouteTable:
+    """Validate already-parsed routing data (see :func:`load_route_table`)."""
+    if not isinstance(data, dict) or not isinstance(data.get("routes"), list) or not data["routes"]:
+        raise RoutesError(f'{source}: expected an object {{"routes": [...]}} with at least one route')
+    unknown = set(data) - {"routes", "description"}
+    if unknown:
+        raise RoutesError(f"{source}: unknown top-level field(s) {sorted(unknown)}")
+    routes = [_parse_route(raw, i, source) for i, raw in enumerate(data["routes"])]
+    names = [r.name for r in routes]
+    for name in names:
+        if names.count(name) > 1:
+            raise RoutesError(f"{source}: route name {name!r} is used twice")
+    for route in routes[:-1]:
+        if route.is_default:
+            raise RoutesError(f"{source}: route {route.name!r} has no 'match' but is not last: "
+                              "the routes after it could never match")
+    if not routes[-1].is_default:
+        raise RoutesError(f"{source}: the last route ({routes[-1].name!r}) must be the default: give it no 'match'")
+    return RouteTable(source=source, routes=tuple(routes))
+
+
+def _parse_route(raw: Any, index: int, source: str) -> Route:
+    where = f"{source}: route #{index + 1}"
+    if not isinstance(raw, dict):
+        raise RoutesError(f"{where}: expected an object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RoutesError(f"{where}: 'name' must be a non-empty string")
+    where = f"{source}: route {name!r}"
+    unknown = set(raw) - _ROUTE_KEYS
+    if unknown:
+        raise RoutesError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_ROUTE_KEYS)}")
+    match = raw.get("match", {})
+    if not isinstance(match, dict):
+        raise RoutesError(f"{where}: 'match' must be an object with 'queue', 'job' and/or 'status'")
+    unknown = set(match) - _MATCH_KEYS
+    if unknown:
+        raise RoutesError(f"{where}: unknown 'match' field(s) {sorted(unknown)}; allowed: {sorted(_MATCH_KEYS)}")
+    queues = _strings(match.get("queue"), f"{where}: 'match.queue'")
+    jobs = _strings(match.get("job"), f"{where}: 'match.job'")
+    for pattern in (*queues, *jobs):
+        if pattern.startswith("arn:"):
+            raise RoutesError(f"{where}: {pattern!r} is an ARN; match on names (e.g. 'etl-*')")
+    match_statuses = _statuses(match.get("status"), f"{where}: 'match.status'")
+    drop = raw.get("drop", False)
+    if not isinstance(drop, bool):
+        raise RoutesError(f"{where}: 'drop' must be true or false")
+    channel = raw.get("channel")
+    if channel is not None and (not isinstance(channel, str) or not _CHANNEL.match(channel)):
+        raise RoutesError(f"{where}: 'channel' must be a channel ID like 'C0123456789' (or '#name')")
+    mentions = _strings(raw.get("mention"), f"{where}: 'mention'")
+    for mention in mentions:
+        if not _MENTION.match(mention):
+            raise RoutesError(f"{where}: 'mention' {mention!r} is not a Slack user ID (U...), "
+                              "user group ID (S...), 'here' or 'channel'")
+    statuses = _statuses(raw.get("statuses"), f"{where}: 'statuses'") if "statuses" in raw else None
+    if drop and (channel or mentions or statuses is not None):
+        raise RoutesError(f"{where}: a 'drop' route posts nothing: remove 'channel', 'mention' and 'statuses'")
+    return Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
+                 mentions=mentions, statuses=statuses, drop=drop)
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
+        raise RoutesError(f"{where} must be a non-empty string or a list of them")
+    return tuple(items)
+
+
+def _statuses(value: Any, where: str) -> tuple[str, ...]:
+    statuses = _strings(value, where)
+    for status in statuses:
+        if status not in STATUSES:
+            raise RoutesError(f"{where}: {status!r} is not one of {', '.join(STATUSES)}")
+    return statuses
+
+
+# -- the table of this container ---------------------------------------------------------------
+
+# The Lambda task root holds app.py and chalicelib/; relative paths are taken from there.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROUTES = "chalicelib/routes.json"
+
+
+@setting
+def route_table() -> Optional[RouteTable]:
+    """The routing table named by ``NOTIFY_ROUTES`` (default ``chalicelib/routes.json``),
+    validated once per container; ``None`` when the default file does not exist."""
+    configured = os.environ.get(ROUTES, "").strip()
+    path = Path(configured or DEFAULT_ROUTES)
+    if not path.is_absolute():
+        path = PROJECT_ROOT / path
+    if not configured and not path.exists():
+        return None
+    if not path.exists():
+        raise RoutesError(f"{ROUTES}={configured!r}: no such file (looked at {path})")
+    return load_route_table(path)

@@ -1,0 +1,164 @@
+"""Routing: validation errors that name the route and the field, decisions, and delivery."""
+
+import json
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.config import ConfigError
+from chalicelib.routing import RoutesError, load_route_table, parse_route_table
+from tests.conftest import ROOT, load_event
+from tools.slack_standin import SlackStandIn
+
+EXAMPLE = ROOT / "examples" / "routes.json"
+DEFAULT = {"name": "default"}
+
+
+def route_files():
+    skip = {".venv", "node_modules", ".git"}
+    return sorted(p for p in ROOT.rglob("routes*.json") if not skip & set(p.relative_to(ROOT).parts))
+
+
+def test_the_repo_ships_an_example():
+    assert EXAMPLE in route_files()
+
+
+@pytest.mark.parametrize("path", route_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_route_file_in_the_repo_is_valid(path):
+    assert load_route_table(path).routes[-1].is_default
+
+
+@pytest.fixture(scope="module")
+def example():
+    return load_route_table(EXAMPLE)
+
+
+@pytest.mark.parametrize("queue, job, status, expected", [
+    ("airflow-task-default", "dag_run_1", "FAILED", ("workflow-engine-tasks", False, None, ())),
+    ("genomics-queue", "variant-call", "FAILED", ("genomics", True, "C0GENOMICS1", ("S0GENOMICS1",))),
+    # genomics wants FAILED only: its SUCCEEDED jobs stop there, they don't fall through to default
+    ("genomics-queue", "variant-call", "SUCCEEDED", ("genomics", False, None, ())),
+    ("gpu-queue", "resnet", "SUCCEEDED", ("ml-training", True, "C0MLTRAIN01", ())),  # mentions on failure only
+    ("hpc-mnp-queue", "cfd", "BLOCKED", ("ml-training", True, "C0MLTRAIN01", ())),
+    ("etl-ondemand-queue", "nightly-etl-load-1", "FAILED",
+     ("nightly-etl", True, "C0DATAENG01", ("S0DATAENG01", "U0ETLLEAD01"))),
+    ("etl-ondemand-queue", "Nightly-etl-load-1", "FAILED", ("default", True, "C0123456789", ())),  # case-sensitive
+    ("billing-queue", "invoice", "FAILED", ("default", True, "C0123456789", ())),
+    ("billing-queue", "invoice", "SUCCEEDED", ("default", False, None, ())),
+    (None, None, "FAILED", ("default", True, "C0123456789", ())),  # a job with no names still gets a route
+])
+def test_first_matching_route_decides(example, queue, job, status, expected):
+    decision = example.decide(queue, job, status)
+    assert (decision.route, decision.post, decision.channel, decision.mentions) == expected
+
+
+def test_match_on_status():
+    table = parse_route_table({"routes": [{"name": "blocked", "match": {"status": "BLOCKED"}, "channel": "C0OPS0001"},
+                                          {"name": "default"}]})
+    assert table.decide("q", "j", "BLOCKED").channel == "C0OPS0001"
+    assert table.decide("q", "j", "FAILED").route == "default"
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "expected an object"),
+    ({"routes": []}, "at least one route"),
+    ({"routes": [DEFAULT], "rout": 1}, "unknown top-level field"),
+    ({"routes": [{"match": {"queue": "q"}}, DEFAULT]}, r"route #1: 'name'"),
+    ({"routes": [{"name": "a", "match": {"queue": "q"}, "chanel": "C0AAA"}, DEFAULT]}, r"route 'a': unknown field.*chanel"),
+    ({"routes": [{"name": "a", "match": {"queues": "q"}}, DEFAULT]}, r"route 'a': unknown 'match' field.*queues"),
+    ({"routes": [{"name": "a", "match": {"queue": []}}, DEFAULT]}, r"route 'a': 'match.queue' must be"),
+    ({"routes": [{"name": "a", "match": {"queue": "arn:aws:batch:us-east-1:1:job-queue/q"}}, DEFAULT]},
+     r"route 'a': .* is an ARN"),
+    ({"routes": [{"name": "a", "match": {"status": "FAIL"}}, DEFAULT]}, r"route 'a': 'match.status': 'FAIL'"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}, "statuses": ["DONE"]}, DEFAULT]}, r"route 'a': 'statuses'"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}, "channel": "general"}, DEFAULT]}, r"route 'a': 'channel'"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}, "mention": ["@alice"]}, DEFAULT]}, r"route 'a': 'mention' '@alice'"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}, "drop": "yes"}, DEFAULT]}, r"route 'a': 'drop'"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}, "drop": True, "channel": "C0AAA"}, DEFAULT]},
+     r"route 'a': a 'drop' route posts nothing"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}}, {"name": "a"}]}, "'a' is used twice"),
+    ({"routes": [{"name": "early"}, {"name": "late", "match": {"job": "x"}}]}, r"'early' has no 'match' but is not last"),
+    ({"routes": [{"name": "only", "match": {"job": "x"}}]}, r"last route \('only'\) must be the default"),
+])
+def test_invalid_files_are_rejected_naming_the_route_and_field(data, message):
+    with pytest.raises(RoutesError, match=message):
+        parse_route_table(data, source="routes.json")
+
+
+def test_a_routing_error_is_a_configuration_error():
+    assert issubclass(RoutesError, ConfigError)
+
+
+def test_bad_json_names_the_file(tmp_path):
+    path = tmp_path / "routes.json"
+    path.write_text('{"routes": [')
+    with pytest.raises(RoutesError, match=f"{path}: not valid JSON"):
+        load_route_table(path)
+
+
+# -- through the handlers -----------------------------------------------------------------
+
+CHANNELS = ("C0GENOMICS1", "C0MLTRAIN01", "C0DATAENG01", "C0123456789")
+
+
+@pytest.fixture
+def routed(monkeypatch):
+    with SlackStandIn(channels=CHANNELS) as slack:
+        monkeypatch.setenv("NOTIFY_ROUTES", str(EXAMPLE))
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+        monkeypatch.setenv("SLACK_CHANNEL", "C0123456789")
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        yield slack
+
+
+def invoke(handler, event):
+    with Client(app, stage_name="local") as client:
+        client.lambda_.invoke(handler, event)
+
+
+def test_a_failed_job_goes_to_its_teams_channel_mentioning_its_people(routed):
+    invoke("on_job_failed", load_event("retried_failed"))  # genomics-queue
+    [message] = routed.messages
+    assert message["channel"] == "C0GENOMICS1"
+    assert message["text"].startswith("<!subteam^S0GENOMICS1> ")
+    assert message["blocks"][1]["text"]["text"] == "cc <!subteam^S0GENOMICS1>"
+
+
+def test_a_dropped_or_unwanted_job_posts_nothing_and_says_why(routed, caplog):
+    event = load_event("ec2_succeeded")  # mybatchjob queue -> default route, which does not want SUCCEEDED
+    invoke("on_job_succeeded", event)
+    assert routed.requests == []
+    line = json.loads([r.getMessage() for r in caplog.records if '"outcome"' in r.getMessage()][-1])
+    assert line == {"event_id": event["id"], "job_id": event["detail"]["jobId"], "status": "SUCCEEDED",
+                    "route": "default", "outcome": "skipped", "reason": "route 'default' does not want SUCCEEDED"}
+
+
+def test_blocked_queue_is_routed_and_warns(routed):
+    invoke("on_job_queue_blocked", load_event("job_queue_blocked"))  # render-queue -> default wants BLOCKED
+    [message] = routed.messages
+    assert message["channel"] == "C0123456789"
+    assert message["blocks"][0]["text"]["text"] == ":warning: Job queue blocked: render-queue"
+    assert "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT" in json.dumps(message["blocks"])
+
+
+def test_routes_with_channels_need_a_bot_token(monkeypatch, slack):
+    monkeypatch.setenv("NOTIFY_ROUTES", str(EXAMPLE))
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
+    with pytest.raises(ConfigError, match="webhook always posts to its own channel"):
+        invoke("on_job_failed", load_event("ec2_failed"))
+    assert slack.requests == []
+
+
+def test_a_missing_routing_file_names_the_variable(monkeypatch, slack):
+    monkeypatch.setenv("NOTIFY_ROUTES", "chalicelib/no-such-routes.json")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
+    with pytest.raises(ConfigError, match="NOTIFY_ROUTES='chalicelib/no-such-routes.json': no such file"):
+        invoke("on_job_failed", load_event("ec2_failed"))
+
+
+def test_without_a_routing_file_everything_goes_to_the_one_channel(monkeypatch, slack):
+    monkeypatch.setattr("chalicelib.routing.DEFAULT_ROUTES", "chalicelib/absent-routes.json")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
+    invoke("on_job_succeeded", load_event("ec2_succeeded"))
+    assert len(slack.messages) == 1
