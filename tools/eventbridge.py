@@ -14,6 +14,7 @@ from chalice import Chalice
 from chalice.app import CloudWatchEventConfig
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
 
 
 def registered_patterns(app: Chalice) -> dict[str, dict[str, Any]]:
@@ -67,7 +68,10 @@ class EventBridgeRouter:
                 if not messages:
                     break
                 for message in messages:
-                    delivered[name].append(json.loads(message["Body"]))
+                    event = json.loads(message["Body"])
+                    # moto leaves out the envelope's "account", which EventBridge always sends.
+                    event.setdefault("account", ACCOUNT)
+                    delivered[name].append(event)
                     self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return delivered
 
