@@ -30,7 +30,7 @@ def _client() -> Any:
         # time, and Lambda's own retry will try the whole invocation again.
         _ssm_client = boto3.client(
             "ssm",
-            config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"}),
+            config=Config(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 2, "mode": "standard"}),
         )
     return _ssm_client
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -62,9 +63,20 @@ PERMANENT_ERRORS: dict[str, str] = {
     "invalid_payload": "Slack rejected the payload (invalid_payload)",
 }
 
+# Slack refused this message's content, not the configuration: a plain-text version still
+# tells people about the job, so it is sent once instead.
+REJECTED_CONTENT = frozenset({"msg_too_long", "invalid_blocks", "invalid_blocks_format", "invalid_payload",
+                              "too_many_attachments"})
+
+log = logging.getLogger("batch_notify")
+
 
 class DeliveryError(RuntimeError):
     """Slack did not take the message; raising lets Lambda retry the invocation later."""
+
+    def __init__(self, message: str, code: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.code = code  # Slack's error code, when it gave one
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -154,8 +166,9 @@ def _failure(code: str, status: int, settings: SlackSettings) -> DeliveryError:
     hint = PERMANENT_ERRORS.get(code)
     where = f"Slack answered {status} {code!r}"
     if hint is not None:
-        return PermanentDeliveryError(f"{where}: " + hint.format(secret=settings.secret.variable, channel=settings.channel))
-    return DeliveryError(f"{where}; giving up for now so Lambda retries the event later")
+        return PermanentDeliveryError(
+            f"{where}: " + hint.format(secret=settings.secret.variable, channel=settings.channel), code)
+    return DeliveryError(f"{where}; giving up for now so Lambda retries the event later", code)
 
 
 def deliver(message: SlackMessage, settings: SlackSettings, channel: Optional[str] = None) -> DeliveryReceipt:
@@ -171,12 +184,18 @@ def deliver(message: SlackMessage, settings: SlackSettings, channel: Optional[st
     budget = _Budget(settings.delivery_budget)
     timeout = max(1, round(settings.request_timeout))
     started = time.monotonic()
+    send = _send_webhook if settings.mode == "webhook" else _send_bot
     payload = message.to_dict()
     try:
-        if settings.mode == "webhook":
-            _send_webhook(secret, payload, settings, budget, timeout)
-        else:
-            _send_bot(secret, payload, settings, budget, timeout)
+        try:
+            send(secret, payload, settings, budget, timeout)
+        except PermanentDeliveryError as error:
+            if error.code not in REJECTED_CONTENT:
+                raise
+            log.warning(json.dumps({"warning": "Slack rejected the message; sending it once as plain text",
+                                    "code": error.code, "payload_bytes": len(json.dumps(payload).encode())}))
+            send(secret, {"text": f"{message.text}\n_(Slack rejected the full message: {error.code})_"},
+                 settings, budget, timeout)
     except DeliveryError:
         raise
     except Exception as error:  # connection refused, timeouts... after retries
@@ -200,7 +219,7 @@ def _send_bot(token: str, payload: dict, settings: SlackSettings, budget: _Budge
     client = WebClient(token=token, base_url=settings.api_url, timeout=timeout, logger=_SDK_LOGGER,
                        retry_handlers=_retry_handlers(budget, timeout))
     try:
-        client.chat_postMessage(channel=settings.channel or "", text=payload["text"], blocks=payload["blocks"],
+        client.chat_postMessage(channel=settings.channel or "", text=payload["text"], blocks=payload.get("blocks"),
                                 unfurl_links=False, unfurl_media=False)
     except SlackApiError as error:
         data = error.response.data if isinstance(error.response.data, dict) else {}
