@@ -7,6 +7,7 @@ and fake AWS credentials, so a forgotten stand-in or moto fails loudly instead o
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "tests" / "events"
 PROD_CHANNEL = "C0123456789"  # the prod stage's SLACK_CHANNEL in .chalice/config.json
 TEST_CHANNEL = "C0TESTCHAN"
+BOT_TOKEN = "xoxb-test-token"  # the stand-in's default token: obviously fake
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -52,3 +54,26 @@ def slack() -> Iterator[SlackStandIn]:
     """A Slack stand-in on 127.0.0.1 that knows the test and prod channels."""
     with SlackStandIn(channels=(TEST_CHANNEL, PROD_CHANNEL)) as standin:
         yield standin
+
+
+@pytest.fixture
+def bot(slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> SlackStandIn:
+    """Bot-token mode against the stand-in, posting to TEST_CHANNEL."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_CHANNEL", TEST_CHANNEL)
+    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    return slack
+
+
+@pytest.fixture
+def webhook(slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> SlackStandIn:
+    """Incoming-webhook mode against the stand-in."""
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
+    return slack
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

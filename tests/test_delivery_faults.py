@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 
 import pytest
@@ -15,24 +14,8 @@ from app import app
 from chalicelib import secrets
 from chalicelib.secrets import SecretError
 from chalicelib.slack import DeliveryError, PermanentDeliveryError
-from tests.conftest import TEST_CHANNEL, load_event
+from tests.conftest import BOT_TOKEN as TOKEN, TEST_CHANNEL, closed_port, load_event
 from tools.slack_standin import Reply
-
-TOKEN = "xoxb-test-token"
-
-
-@pytest.fixture
-def bot(slack, monkeypatch):
-    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("SLACK_CHANNEL", TEST_CHANNEL)
-    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
-    return slack
-
-
-@pytest.fixture
-def webhook(slack, monkeypatch):
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
-    return slack
 
 
 def invoke(event_name="ec2_failed"):
@@ -121,14 +104,8 @@ def test_a_rejected_fallback_raises_after_exactly_two_attempts(bot):
     assert error.code == "msg_too_long" and len(bot.requests) == 2
 
 
-def _closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_ssm_fails_fast_naming_the_parameter(slack, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("SLACK_WEBHOOK_URL_PARAM", "/batch-notify/dev/slack-webhook-url")
     sends = []
     secrets._client().meta.events.register("before-send.ssm.GetParameter", lambda **kw: sends.append(1))

@@ -8,7 +8,6 @@ and that the time taken stays inside the delivery budget.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 import boto3
@@ -23,24 +22,8 @@ from chalicelib.event import JobStateChange
 from chalicelib.messages import build_job_state_message
 from chalicelib.secrets import SecretError
 from chalicelib.slack import DeliveryError, PermanentDeliveryError
-from tests.conftest import PROD_CHANNEL, TEST_CHANNEL, load_event
+from tests.conftest import BOT_TOKEN as TOKEN, PROD_CHANNEL, TEST_CHANNEL, closed_port, load_event
 from tools.slack_standin import Reply
-
-TOKEN = "xoxb-test-token"
-
-
-@pytest.fixture
-def webhook(slack, monkeypatch):
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
-    return slack
-
-
-@pytest.fixture
-def bot(slack, monkeypatch):
-    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("SLACK_CHANNEL", TEST_CHANNEL)
-    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
-    return slack
 
 
 def invoke(handler, event_name, stage="local"):
@@ -168,14 +151,8 @@ def test_dead_webhook_raises_without_showing_its_url(slack, monkeypatch):
     assert "deadsecret" not in str(error.value) and len(slack.requests) == 1
 
 
-def _closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_connection_refused_is_retried_then_raises_without_the_url(monkeypatch):
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"http://127.0.0.1:{_closed_port()}/services/T/B/refusedsecret")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"http://127.0.0.1:{closed_port()}/services/T/B/refusedsecret")
     started = time.monotonic()
     with pytest.raises(DeliveryError, match="could not reach Slack after 3 attempt") as error:
         invoke("on_job_failed", "ec2_failed")
