@@ -41,13 +41,29 @@ EMOJI = {":x:": "❌", ":white_check_mark:": "✅", ":arrow_forward:": "▶️",
          ":hourglass_flowing_sand:": "⏳", ":information_source:": "ℹ️", ":warning:": "⚠️"}
 
 
+def unwrap(item: Any) -> Any:
+    """The EventBridge event inside what a dead-letter queue holds.
+
+    ``aws sqs receive-message`` gives SQS messages whose ``Body`` is a Lambda on-failure
+    destination record, whose ``requestPayload`` is the event the function failed on.
+    """
+    if isinstance(item, dict) and isinstance(item.get("Body"), str):
+        item = json.loads(item["Body"])
+    if isinstance(item, dict) and isinstance(item.get("requestPayload"), dict):
+        item = item["requestPayload"]
+    return item
+
+
 def load_events(paths: list[str]) -> Iterator[tuple[str, Any]]:
-    """(label, event) for every event in the given files and directories (sorted)."""
+    """(label, event) for every event in the given files and directories (sorted): single
+    events, JSON lists of them, or ``aws sqs receive-message`` output from the dead-letter queue."""
     for path in map(Path, paths):
         files = sorted(path.glob("*.json")) if path.is_dir() else [path]
         for file in files:
             data = json.loads(file.read_text())
-            items = data if isinstance(data, list) else [data]
+            if isinstance(data, dict) and isinstance(data.get("Messages"), list):
+                data = data["Messages"]
+            items = [unwrap(item) for item in (data if isinstance(data, list) else [data])]
             for i, event in enumerate(items):
                 yield (file.name if len(items) == 1 else f"{file.name}[{i}]"), event
 
