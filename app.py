@@ -11,10 +11,13 @@ import os
 from chalice import Chalice
 
 from chalicelib.critical_running import build_critical_running_message
+from chalicelib.digest import post_daily_digests
 from chalicelib.event import JOB_QUEUE_BLOCKED
+from chalicelib.failure_message import describe_failure
 from chalicelib.messages import build_job_state_message, build_queue_blocked_message
 from chalicelib.notify import notify
 from chalicelib.patterns import job_state_pattern, queue_blocked_pattern
+from chalicelib.stuck import sweep_schedule, sweep_stuck_jobs
 
 app = Chalice(app_name="batch-notify")
 logging.getLogger("batch_notify").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
@@ -22,7 +25,7 @@ logging.getLogger("batch_notify").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 @app.on_cw_event(job_state_pattern("FAILED"))
 def on_job_failed(event):
-    notify(event, build_job_state_message)
+    notify(event, describe_failure)
 
 
 @app.on_cw_event(job_state_pattern("SUCCEEDED"))
@@ -39,3 +42,21 @@ def on_job_queue_blocked(event):
 @app.on_cw_event(job_state_pattern("RUNNING", jobName=[{"prefix": "critical-"}]))
 def on_critical_job_running(event):
     notify(event, build_critical_running_message)
+
+
+# Scheduled handlers. Chalice reads a schedule when it imports app.py to deploy, where the
+# stage's environment variables are not set: change these two constants, then deploy.
+# The sweep also uses its interval as its window (see chalicelib/stuck.py), so the schedule
+# and the window can never disagree.
+STUCK_SWEEP_MINUTES = 15  # 5, 10, 15, 20, 30 or 60: runs on the hour's grid (:00, :15, ...)
+DAILY_DIGEST_CRON = "cron(0 9 * * ? *)"  # EventBridge cron, in UTC: 09:00 every day
+
+
+@app.schedule(sweep_schedule(STUCK_SWEEP_MINUTES))
+def on_stuck_job_sweep(event):
+    sweep_stuck_jobs(event, every_minutes=STUCK_SWEEP_MINUTES)
+
+
+@app.schedule(DAILY_DIGEST_CRON)
+def on_daily_digest(event):
+    post_daily_digests(event)

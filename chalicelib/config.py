@@ -198,3 +198,59 @@ def load_log_tail_settings(env: Mapping[str, str]) -> LogTailSettings:
 def log_tail_settings() -> LogTailSettings:
     """The log tail settings of this container, read from ``os.environ`` once."""
     return load_log_tail_settings(os.environ)
+
+
+# -- Stuck-job sweep and daily digest (chalicelib/stuck.py, chalicelib/digest.py) ----------
+# Their schedules are constants in app.py: Chalice reads a schedule when it imports app.py to
+# deploy, where the stage's environment variables are not set.
+STUCK_AFTER_MINUTES = "STUCK_AFTER_MINUTES"
+STUCK_QUEUES = "STUCK_QUEUES"
+DIGEST = "DIGEST"
+DIGEST_QUEUES = "DIGEST_QUEUES"
+
+DEFAULT_STUCK_AFTER_MINUTES = 30
+# A week: a longer threshold is likelier a typo (hours for minutes) than a wish.
+MAX_STUCK_AFTER_MINUTES = 7 * 24 * 60
+
+
+@dataclass(frozen=True)
+class ScheduledSettings:
+    """The sweep's default threshold (0 = sweep off), the queues each handler watches (empty =
+    every queue of the account and region), and whether a digest is posted without routes."""
+
+    stuck_after_minutes: int = DEFAULT_STUCK_AFTER_MINUTES
+    stuck_queues: tuple[str, ...] = ()
+    digest: bool = False
+    digest_queues: tuple[str, ...] = ()
+
+
+def _queues(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _get(env, name) or ""
+    # Commas or spaces: "etl-queue, gpu-queue" and "etl-queue gpu-queue" both work.
+    return tuple(dict.fromkeys(q for q in raw.replace(",", " ").split() if q))
+
+
+def load_scheduled_settings(env: Mapping[str, str]) -> ScheduledSettings:
+    """Validate the sweep and digest settings in ``env``; raise :class:`ConfigError` naming the variable."""
+    raw_minutes = _get(env, STUCK_AFTER_MINUTES)
+    minutes = DEFAULT_STUCK_AFTER_MINUTES
+    if raw_minutes is not None:
+        try:
+            minutes = int(raw_minutes)
+        except ValueError:
+            raise ConfigError(f"{STUCK_AFTER_MINUTES}={raw_minutes!r} is not a whole number of minutes "
+                              "(0 turns the stuck-job sweep off)") from None
+        if not 0 <= minutes <= MAX_STUCK_AFTER_MINUTES:
+            raise ConfigError(f"{STUCK_AFTER_MINUTES}={raw_minutes!r} must be between 0 (off) and "
+                              f"{MAX_STUCK_AFTER_MINUTES} (a week)")
+    raw_digest = (_get(env, DIGEST) or "off").lower()
+    if raw_digest not in ("on", "off"):
+        raise ConfigError(f"{DIGEST}={env.get(DIGEST)!r} must be 'on' or 'off'")
+    return ScheduledSettings(stuck_after_minutes=minutes, stuck_queues=_queues(env, STUCK_QUEUES),
+                             digest=raw_digest == "on", digest_queues=_queues(env, DIGEST_QUEUES))
+
+
+@setting
+def scheduled_settings() -> ScheduledSettings:
+    """The sweep and digest settings of this container, read from ``os.environ`` once."""
+    return load_scheduled_settings(os.environ)

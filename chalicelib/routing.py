@@ -19,11 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from chalicelib.config import ROUTES, ConfigError, setting
+from chalicelib.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, setting
 
-# Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events.
-STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "BLOCKED")
-_ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop"}
+# Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events, STUCK for the
+# stuck-job sweep's reports (chalicelib/stuck.py).
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "BLOCKED", "STUCK")
+# Statuses whose messages mention the route's people; the others are for reading, not paging.
+MENTION_STATUSES = ("FAILED", "STUCK")
+_ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop", "stuck_after_minutes",
+               "digest"}
+DIGEST_ONLY = "only"
 _MATCH_KEYS = {"queue", "job", "status"}
 # U/W: users, S: user groups; "here" and "channel" for the @-everyone kinds.
 _MENTION = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|here|channel)$")
@@ -46,10 +51,20 @@ class Route:
     mentions: tuple[str, ...] = ()
     statuses: Optional[tuple[str, ...]] = None  # None: every status
     drop: bool = False
+    stuck_after_minutes: Optional[int] = None  # None: STUCK_AFTER_MINUTES
+    digest: bool | str = False  # True: a daily digest too; "only": the digest and nothing else
+
+    @property
+    def wants_digest(self) -> bool:
+        return self.digest is True or self.digest == DIGEST_ONLY
 
     @property
     def is_default(self) -> bool:
         return not (self.queues or self.jobs or self.match_statuses)
+
+    def covers_queue(self, queue: str) -> bool:
+        """Whether jobs of ``queue`` may match, judging by the queue patterns alone."""
+        return _any_glob(self.queues, queue)
 
     def matches(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> bool:
         """True when every part of ``match`` given in the file accepts the job."""
@@ -85,18 +100,24 @@ class RouteTable:
     source: str
     routes: tuple[Route, ...]
 
+    def route_for(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> Optional[Route]:
+        """The first route that matches; the default route (last) always does."""
+        return next((route for route in self.routes if route.matches(queue, job, status)), None)
+
     def decide(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> Decision:
         """First matching route wins; the default route (last) always matches."""
-        for route in self.routes:
-            if not route.matches(queue, job, status):
-                continue
-            if route.drop:
-                return Decision(route.name, False, f"route {route.name!r} drops these jobs")
-            if route.statuses is not None and status not in route.statuses:
-                return Decision(route.name, False, f"route {route.name!r} does not want {status}")
-            mentions = route.mentions if status == "FAILED" else ()
-            return Decision(route.name, True, "routed", channel=route.channel, mentions=mentions)
-        return Decision(None, False, "no route matches")  # unreachable with a default route
+        route = self.route_for(queue, job, status)
+        if route is None:
+            return Decision(None, False, "no route matches")  # unreachable with a default route
+        if route.drop:
+            return Decision(route.name, False, f"route {route.name!r} drops these jobs")
+        if route.digest == DIGEST_ONLY:
+            # Decided here, so every per-job path (notify.py, the stuck sweep) skips alike.
+            return Decision(route.name, False, f"route {route.name!r} is digest-only")
+        if route.statuses is not None and status not in route.statuses:
+            return Decision(route.name, False, f"route {route.name!r} does not want {status}")
+        mentions = route.mentions if status in MENTION_STATUSES else ()
+        return Decision(route.name, True, "routed", channel=route.channel, mentions=mentions)
 
     @property
     def sets_channels(self) -> bool:
@@ -172,10 +193,22 @@ def _parse_route(raw: Any, index: int, source: str) -> Route:
             raise RoutesError(f"{where}: 'mention' {mention!r} is not a Slack user ID (U...), "
                               "user group ID (S...), 'here' or 'channel'")
     statuses = _statuses(raw.get("statuses"), f"{where}: 'statuses'") if "statuses" in raw else None
-    if drop and (channel or mentions or statuses is not None):
-        raise RoutesError(f"{where}: a 'drop' route posts nothing: remove 'channel', 'mention' and 'statuses'")
+    stuck_after = raw.get("stuck_after_minutes")
+    if stuck_after is not None and (not isinstance(stuck_after, int) or isinstance(stuck_after, bool)
+                                    or not 1 <= stuck_after <= MAX_STUCK_AFTER_MINUTES):
+        raise RoutesError(f"{where}: 'stuck_after_minutes' must be a whole number of minutes from 1 to "
+                          f"{MAX_STUCK_AFTER_MINUTES} (a week)")
+    digest = raw.get("digest", False)
+    if not (isinstance(digest, bool) or digest == DIGEST_ONLY):
+        raise RoutesError(f"{where}: 'digest' must be true, false or \"only\"")
+    if drop and (channel or mentions or statuses is not None or digest or stuck_after is not None):
+        raise RoutesError(f"{where}: a 'drop' route posts nothing: remove 'channel', 'mention', 'statuses', "
+                          "'digest' and 'stuck_after_minutes'")
+    if digest == DIGEST_ONLY and statuses is not None:
+        raise RoutesError(f"{where}: a digest-only route posts no per-job messages: remove 'statuses', "
+                          "or use \"digest\": true with the statuses still wanted (e.g. [\"STUCK\"])")
     return Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
-                 mentions=mentions, statuses=statuses, drop=drop)
+                 mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

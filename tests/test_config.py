@@ -81,8 +81,17 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     assert config.get("autogen_policy") is False
     policy = json.loads((ROOT / ".chalice" / config["stages"][stage]["iam_policy_file"]).read_text())
     actions = {a for st in policy["Statement"] for a in st["Action"]}
-    assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter"}
+    assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
+                       "logs:GetLogEvents", "batch:ListJobs", "batch:DescribeJobQueues"}
     ssm = [st for st in policy["Statement"] if st["Action"] == ["ssm:GetParameter"]]
     parameter = load_slack_settings(env).secret.parameter
     assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}"]
-    assert all("*" != r for st in policy["Statement"] for r in st["Resource"])
+    # The log tail (chalicelib/logtail.py) reads streams of the default Batch log group only.
+    tail = [st for st in policy["Statement"] if st["Action"] == ["logs:GetLogEvents"]]
+    assert tail[0]["Resource"] == ["arn:*:logs:*:*:log-group:/aws/batch/job:log-stream:*"]
+    # The stuck-job sweep and the digest (chalicelib/batch_api.py) list queues and jobs. Neither
+    # action supports resource-level permissions: IAM needs "*", and it is the only "*" allowed.
+    listing = [st for st in policy["Statement"] if "batch:ListJobs" in st["Action"]]
+    assert listing == [{"Sid": "BatchJobListing", "Effect": "Allow",
+                        "Action": ["batch:ListJobs", "batch:DescribeJobQueues"], "Resource": ["*"]}]
+    assert all("*" != r for st in policy["Statement"] if st is not listing[0] for r in st["Resource"])

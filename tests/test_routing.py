@@ -1,6 +1,7 @@
 """Routing: validation errors that name the route and the field, decisions, and delivery."""
 
 import json
+import re
 
 import pytest
 from chalice.test import Client
@@ -162,3 +163,70 @@ def test_without_a_routing_file_everything_goes_to_the_one_channel(monkeypatch, 
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
     invoke("on_job_succeeded", load_event("ec2_succeeded"))
     assert len(slack.messages) == 1
+
+
+# -- stuck-job reports and digests (chalicelib/stuck.py, chalicelib/digest.py) --------------------
+
+def test_stuck_is_a_status_routes_can_name_and_it_mentions_like_failed(example):
+    table = parse_route_table({"routes": [
+        {"name": "gpu", "match": {"queue": "gpu-*"}, "channel": "C0MLTRAIN01", "mention": ["U0MLONCALL1"],
+         "statuses": ["FAILED", "STUCK"], "stuck_after_minutes": 120},
+        {"name": "default", "channel": "C0123456789", "statuses": ["FAILED"]}]})
+    decision = table.decide("gpu-queue", "train", "STUCK")
+    assert (decision.route, decision.post, decision.channel, decision.mentions) == (
+        "gpu", True, "C0MLTRAIN01", ("U0MLONCALL1",))
+    assert table.decide("gpu-queue", "train", "SUCCEEDED").post is False
+    assert table.decide("etl-queue", "load", "STUCK").reason == "route 'default' does not want STUCK"
+    assert table.route_for("gpu-queue", "train", "STUCK").stuck_after_minutes == 120
+    assert table.route_for("etl-queue", "load", "STUCK").stuck_after_minutes is None
+    # The example file: a route without 'statuses' wants STUCK too, and the default route asks for it.
+    nightly = example.decide("etl-ondemand-queue", "nightly-etl-load-1", "STUCK")
+    assert nightly.mentions == ("S0DATAENG01", "U0ETLLEAD01")
+    assert example.decide("billing-queue", "invoice", "STUCK").channel == "C0123456789"
+    assert example.route_for("billing-queue", "invoice", "STUCK").stuck_after_minutes == 60
+    assert example.decide("reports-fargate-queue", "render", "FAILED").reason == "route 'reporting' is digest-only"
+
+
+def test_a_digest_only_route_skips_every_per_job_message_and_a_digest_route_keeps_them():
+    table = parse_route_table({"routes": [
+        {"name": "reports", "match": {"queue": "reports-*"}, "channel": "C0REPORTS01", "digest": "only"},
+        {"name": "etl", "match": {"queue": "etl-*"}, "channel": "C0DATAENG01", "digest": True},
+        {"name": "default"}]})
+    for status in ("FAILED", "SUCCEEDED", "BLOCKED", "STUCK", "RUNNING"):
+        decision = table.decide("reports-queue", "r", status)
+        assert (decision.route, decision.post, decision.reason) == ("reports", False, "route 'reports' is digest-only")
+    assert table.decide("etl-queue", "load", "FAILED").post is True
+    assert [r.wants_digest for r in table.routes] == [True, True, False]
+
+
+def test_a_route_covers_a_queue_by_its_queue_patterns_alone():
+    route = parse_route_table({"routes": [{"name": "a", "match": {"queue": "etl-*", "job": "x-*"}},
+                                          {"name": "b"}]}).routes
+    assert route[0].covers_queue("etl-queue") and not route[0].covers_queue("gpu-queue")
+    assert route[1].covers_queue("anything")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"stuck_after_minutes": 0}, "'stuck_after_minutes' must be a whole number"),
+    ({"stuck_after_minutes": "30"}, "'stuck_after_minutes' must be a whole number"),
+    ({"stuck_after_minutes": True}, "'stuck_after_minutes' must be a whole number"),
+    ({"stuck_after_minutes": 30.5}, "'stuck_after_minutes' must be a whole number"),
+    ({"stuck_after_minutes": 7 * 24 * 60 + 1}, "'stuck_after_minutes' must be a whole number"),
+    ({"digest": "yes"}, "'digest' must be true, false or \"only\""),
+    ({"digest": 1}, "'digest' must be true, false or \"only\""),
+    ({"digest": "only", "statuses": ["STUCK"]}, "a digest-only route posts no per-job messages"),
+    ({"drop": True, "digest": True}, "a 'drop' route posts nothing"),
+    ({"drop": True, "stuck_after_minutes": 60}, "a 'drop' route posts nothing"),
+])
+def test_invalid_stuck_and_digest_fields_name_the_route_and_field(fields, message):
+    data = {"routes": [{"name": "a", "match": {"queue": "q-*"}, **fields}, DEFAULT]}
+    with pytest.raises(RoutesError, match=f"route 'a': {re.escape(message)}"):
+        parse_route_table(data, source="routes.json")
+
+
+def test_valid_stuck_and_digest_fields():
+    table = parse_route_table({"routes": [
+        {"name": "a", "match": {"queue": "q-*"}, "stuck_after_minutes": 10080, "digest": False},
+        {"name": "b", "match": {"queue": "r-*"}, "digest": True, "statuses": ["STUCK"]},
+        {"name": "default", "digest": "only", "stuck_after_minutes": 1}]})
+    assert [(r.stuck_after_minutes, r.digest) for r in table.routes] == [(10080, False), (None, True), (1, "only")]

@@ -1,0 +1,379 @@
+"""The morning digest: one calm message a day instead of a ping per job.
+
+A daily scheduled handler (``on_daily_digest`` in app.py) posts one digest per route that asks
+for it (``"digest": true``, or ``"digest": "only"`` for no per-job messages at all), or, with
+no routing file, one digest to the single channel when ``DIGEST=on``. A digest says, per job
+queue, how many jobs SUCCEEDED and FAILED in the last 24 hours and how many have not finished;
+then the failed jobs with their reasons and links (capped, "and N more") and the longest runs.
+
+No storage: everything comes from ``batch:ListJobs`` with the ``AFTER_CREATED_AT`` filter, all
+pages. A job is counted on the day it *finished* (its ``stoppedAt``), so days tile and each job
+is counted once; the listing therefore looks back 48 hours of submissions, and a job that ran
+for more than a day before it finished is not counted. A job belongs to the route that would
+post its per-job message (queue, name and its current status, first match wins).
+
+The planning and the message are pure (job summaries in, digests and blocks out); only
+:func:`post_daily_digests` talks to AWS and Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+from slack_sdk.models.blocks import (
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from chalicelib.batch_api import (
+    JobListing,
+    JobSummary,
+    batch_client,
+    describe_aws_error,
+    list_jobs,
+    list_queue_names,
+    queue_name,
+    scheduled_time,
+    to_epoch_ms,
+)
+from chalicelib.config import ConfigError, scheduled_settings, slack_settings
+from chalicelib.links import batch_job_url
+from chalicelib.messages import SlackMessage, bounded_blocks, format_duration
+from chalicelib.mrkdwn import (
+    CONTEXT_TEXT_LIMIT,
+    FALLBACK_TEXT_LIMIT,
+    HEADER_TEXT_LIMIT,
+    SECTION_TEXT_LIMIT,
+    safe_mrkdwn,
+    safe_plain,
+)
+from chalicelib.routing import RouteTable, route_table
+from chalicelib.slack import PermanentDeliveryError, deliver
+
+log = logging.getLogger("batch_notify")
+
+DIGEST_WINDOW = timedelta(hours=24)
+# Submissions looked at: a job finishing today may have been submitted yesterday.
+LOOKBACK = timedelta(hours=48)
+MAX_FAILED_SHOWN = 10
+MAX_LONGEST_SHOWN = 5
+MAX_QUEUE_LINES = 20
+NAME_LIMIT = 120
+REASON_LIMIT = 400
+WAITING = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
+
+
+def digest_time(moment: datetime) -> datetime:
+    """``moment`` rounded to the nearest minute: the schedule's minute, whatever EventBridge's delay."""
+    millis = to_epoch_ms(moment)
+    return datetime.fromtimestamp((millis + 30_000) // 60_000 * 60, tz=timezone.utc)
+
+
+# -- planning (pure) ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Digest:
+    """One digest: the jobs of one route (or of every queue) over the window ``(start, end]``."""
+
+    route: Optional[str]
+    channel: Optional[str]
+    start: datetime
+    end: datetime
+    finished: tuple[JobSummary, ...] = ()  # SUCCEEDED or FAILED within the window
+    unfinished: tuple[JobSummary, ...] = ()  # submitted within LOOKBACK, not finished yet
+    notes: tuple[str, ...] = ()  # queues that could not be listed (in full)
+
+    @property
+    def failed(self) -> list[JobSummary]:
+        """Failed jobs, latest first."""
+        return sorted((j for j in self.finished if j.status == "FAILED"), key=_finished_at, reverse=True)
+
+    def longest(self, count: int = MAX_LONGEST_SHOWN) -> list[tuple[JobSummary, timedelta]]:
+        """The longest runs, finished in the window or still running at its end."""
+        runs = [(job, job.run_time(self.end)) for job in (*self.finished, *self.unfinished)]
+        timed = [(job, run) for job, run in runs if run is not None and run.total_seconds() >= 1]
+        return sorted(timed, key=lambda item: (-item[1], item[0].label))[:count]
+
+
+def _finished_at(job: JobSummary) -> datetime:
+    # A job that failed before it started (a failed dependency) may have no stoppedAt.
+    return job.stopped_at or job.created_at or datetime.min.replace(tzinfo=timezone.utc)
+
+
+def in_window(job: JobSummary, start: datetime, end: datetime) -> Optional[str]:
+    """``"finished"``, ``"unfinished"`` or ``None`` (finished outside the window, or submitted after it)."""
+    if job.is_final:
+        return "finished" if start < _finished_at(job) <= end else None
+    if job.created_at is not None and job.created_at > end:
+        return None  # submitted after the digest's minute: tomorrow's business
+    return "unfinished"
+
+
+def plan_digests(listings: Iterable[JobListing], end: datetime, table: Optional[RouteTable],
+                 problems: Mapping[str, str] | None = None) -> list[Digest]:
+    """One digest per route that wants one (in the file's order), or one for everything without a table.
+
+    ``problems`` maps a queue that could not be listed (or was cut short) to why; each digest
+    whose route may cover that queue says so.
+    """
+    start = end - DIGEST_WINDOW
+    problems = problems or {}
+    routes = [r for r in table.routes if r.wants_digest and not r.drop] if table is not None else []
+    if table is not None and not routes:
+        return []
+    keys: list[Optional[str]] = [r.name for r in routes] if table is not None else [None]
+    finished: dict[Optional[str], list[JobSummary]] = {key: [] for key in keys}
+    unfinished: dict[Optional[str], list[JobSummary]] = {key: [] for key in keys}
+    seen: set[tuple[str, str]] = set()
+    for listing in listings:
+        for job in listing.jobs:
+            where = None if job.is_child else in_window(job, start, end)
+            identity = (listing.queue, job.job_id or "")
+            if where is None or (job.job_id is not None and identity in seen):
+                continue  # a job listed twice (pages shift while jobs are submitted) counts once
+            seen.add(identity)
+            key: Optional[str] = None
+            if table is not None:
+                route = table.route_for(listing.queue, job.name, job.status)
+                if route is None or route.name not in finished:
+                    continue
+                key = route.name
+            (finished if where == "finished" else unfinished)[key].append(job)
+    channels = {r.name: r.channel for r in routes}
+    digests = []
+    for key in keys:
+        route = next((r for r in routes if r.name == key), None)
+        notes = tuple(f"{queue}: {why}" for queue, why in sorted(problems.items())
+                      if route is None or route.covers_queue(queue))
+        digests.append(Digest(route=key, channel=channels.get(key) if key else None, start=start, end=end,
+                              finished=tuple(finished[key]), unfinished=tuple(unfinished[key]), notes=notes))
+    return digests
+
+
+# -- the message (pure) ---------------------------------------------------------------------
+
+@dataclass
+class _Counts:
+    succeeded: int = 0
+    failed: int = 0
+    waiting: int = 0
+    running: int = 0
+
+    @property
+    def unfinished(self) -> int:
+        return self.waiting + self.running
+
+    def line(self) -> str:
+        parts = [f"{self.succeeded} succeeded", f"{self.failed} failed"]
+        if self.unfinished:
+            parts.append(f"{self.unfinished} not finished")
+        return " · ".join(parts)
+
+
+def _counts(jobs: Iterable[JobSummary]) -> _Counts:
+    counts = _Counts()
+    for job in jobs:
+        if job.status == "SUCCEEDED":
+            counts.succeeded += 1
+        elif job.status == "FAILED":
+            counts.failed += 1
+        elif job.status in WAITING:
+            counts.waiting += 1
+        else:
+            counts.running += 1
+    return counts
+
+
+def _lines_section(title: str, lines: Sequence[str], limit: int, more: Callable[[int], str]) -> SectionBlock:
+    """``title`` and the first ``lines``: at most ``limit``, and only whole lines that fit in a
+    section's 3000 characters with the "and N more" line."""
+    text, shown = f"*{title}*", 0
+    for line in lines[:limit]:
+        rest = len(lines) - shown - 1
+        if len(text) + 1 + len(line) + (1 + len(more(rest)) if rest else 0) > SECTION_TEXT_LIMIT:
+            break
+        text += "\n" + line
+        shown += 1
+    if shown < len(lines):
+        text += "\n" + more(len(lines) - shown)
+    return SectionBlock(text=MarkdownTextObject(text=text))
+
+
+def _failed_section(job: JobSummary, index: int, region: Optional[str], end: datetime) -> SectionBlock:
+    facts = [f"*{safe_mrkdwn(job.label, NAME_LIMIT)}*", f"`{safe_mrkdwn(job.queue, NAME_LIMIT)}`"]
+    if job.exit_code is not None:
+        facts.append(f"exit {job.exit_code}")
+    run = job.run_time(end)
+    facts.append(f"ran {format_duration(run)}" if run is not None else "never started")
+    reasons = [r for r in (job.status_reason, job.container_reason) if r]
+    if len(reasons) == 2 and reasons[1] in reasons[0]:
+        reasons = reasons[:1]
+    why = safe_mrkdwn(" · ".join(reasons), REASON_LIMIT) if reasons else "_Batch gives no reason_"
+    url = batch_job_url(region, job.job_id)
+    accessory = ButtonElement(text="Open in AWS Batch", action_id=f"open_failed_{index}", url=url) if url else None
+    return SectionBlock(text=MarkdownTextObject(text=" · ".join(facts) + "\n" + why), accessory=accessory)
+
+
+def _run_line(job: JobSummary, run: timedelta, region: Optional[str]) -> str:
+    name = safe_mrkdwn(job.label, NAME_LIMIT)
+    url = batch_job_url(region, job.job_id)
+    shown = f"<{url}|{name}>" if url else f"*{name}*"
+    state = "still running" if job.stopped_at is None else job.status.lower() if job.status else "finished"
+    return f"`{format_duration(run)}` {shown} · `{safe_mrkdwn(job.queue, NAME_LIMIT)}` · {state}"
+
+
+def build_digest_message(digest: Digest, region: Optional[str]) -> SlackMessage:
+    """The digest: totals, one line per queue, the failed jobs, the longest runs."""
+    title = f"Daily digest: {digest.route}" if digest.route else "Daily digest of AWS Batch jobs"
+    header = HeaderBlock(text=PlainTextObject(text=safe_plain(f":clipboard: {title}", HEADER_TEXT_LIMIT), emoji=True))
+    period = f"24 h to {digest.end:%Y-%m-%d %H:%M} UTC"
+    jobs = (*digest.finished, *digest.unfinished)
+    total = _counts(jobs)
+    if not jobs:
+        summary = f"*{period}*\nNo AWS Batch job finished, and none is waiting or running."
+    else:
+        summary = (f"*{period}*\n:white_check_mark: *{total.succeeded}* succeeded · :x: *{total.failed}* failed"
+                   f" · :hourglass_flowing_sand: *{total.unfinished}* not finished"
+                   f" ({total.waiting} waiting, {total.running} running)")
+    blocks: list[Block] = [header, SectionBlock(text=MarkdownTextObject(text=summary))]
+    by_queue: dict[str, list[JobSummary]] = {}
+    for job in jobs:
+        by_queue.setdefault(job.queue, []).append(job)
+    if by_queue:
+        lines = [f"`{safe_mrkdwn(queue, NAME_LIMIT)}` · {_counts(by_queue[queue]).line()}"
+                 for queue in sorted(by_queue)]
+        blocks.append(_lines_section("By job queue", lines, MAX_QUEUE_LINES,
+                                     lambda n: f"…and {n} more job {'queue' if n == 1 else 'queues'}"))
+    failed = digest.failed
+    if failed:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Failed ({len(failed)})*")))
+        blocks.extend(_failed_section(job, i, region, digest.end) for i, job in enumerate(failed[:MAX_FAILED_SHOWN]))
+        if len(failed) > MAX_FAILED_SHOWN:
+            rest = len(failed) - MAX_FAILED_SHOWN
+            more = f"…and {rest} more failed {'job' if rest == 1 else 'jobs'}: see the AWS Batch console."
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
+    longest = digest.longest()
+    if longest:
+        blocks.append(_lines_section("Longest runs", [_run_line(job, run, region) for job, run in longest],
+                                     MAX_LONGEST_SHOWN, lambda n: f"…and {n} more"))
+    notes = [f"Jobs that finished between {digest.start:%Y-%m-%d %H:%M} and {digest.end:%Y-%m-%d %H:%M} UTC, "
+             f"and jobs submitted since {digest.end - LOOKBACK:%Y-%m-%d %H:%M} UTC that have not finished. "
+             "Array and multi-node jobs count once, as their parent."]
+    notes.extend(f"Not counted in full: {note}" for note in digest.notes)
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=safe_mrkdwn(" ".join(notes), CONTEXT_TEXT_LIMIT))]))
+    line = f"{title}: {total.succeeded} succeeded, {total.failed} failed, {total.unfinished} not finished ({period})"
+    text = ":clipboard: " + safe_mrkdwn(line, FALLBACK_TEXT_LIMIT - 20)
+    return SlackMessage(text=text, blocks=bounded_blocks(blocks))
+
+
+# -- posting (AWS and Slack) ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DigestResult:
+    """What one run did, for its log line and the tests."""
+
+    end: Optional[datetime]
+    queues: int = 0
+    posted: int = 0
+    failed: int = 0
+    reason: Optional[str] = None  # why nothing was posted
+    routes: tuple[Optional[str], ...] = field(default=())
+
+
+def _log_line(level: int, **fields: Any) -> None:
+    log.log(level, json.dumps({k: v for k, v in fields.items() if v is not None}, default=str))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def post_daily_digests(event: Any, now: Callable[[], datetime] = _utcnow) -> DigestResult:
+    """Post today's digests: one per route that asks for one, or one to the single channel.
+
+    Configuration errors raise. A queue that cannot be listed is logged and named in the
+    digests it would feed; a digest Slack does not take is logged and the others still post.
+    The invocation raises only when something failed and nothing was posted, so Lambda's
+    retry never posts a digest twice.
+    """
+    settings = scheduled_settings()
+    table = route_table()
+    slack = slack_settings()
+    if table is not None:
+        if table.sets_channels and slack.mode == "webhook":
+            raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
+                              "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
+        if not any(route.wants_digest for route in table.routes):
+            return _skip(f"no route of {table.source} asks for a digest")
+    elif not settings.digest:
+        return _skip("no routing file and DIGEST is not 'on'")
+    raw_time = scheduled_time(event)
+    if raw_time is None:
+        _log_line(logging.WARNING, digest="daily", warning="the event has no readable 'time'; using the clock")
+    end = digest_time(raw_time or now())
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = batch_client()
+    try:
+        queues = list(settings.digest_queues) or list_queue_names(client)
+    except (BotoCoreError, ClientError) as error:
+        raise RuntimeError(describe_aws_error(error, "batch:DescribeJobQueues")) from None
+    if table is not None:
+        # A queue no digest route can match by its name feeds no digest: don't list it.
+        queues = [q for q in queues
+                  if any(r.wants_digest and r.covers_queue(queue_name(q)) for r in table.routes)]
+    listings: list[JobListing] = []
+    problems: dict[str, str] = {}
+    for queue in queues:
+        try:
+            listing = list_jobs(client, queue, created_after=end - LOOKBACK)
+        except (BotoCoreError, ClientError) as error:
+            problems[queue_name(queue)] = describe_aws_error(error, "batch:ListJobs")
+            _log_line(logging.ERROR, digest="daily", queue=queue, outcome="failed",
+                      reason=problems[queue_name(queue)])
+            continue
+        if listing.truncated:
+            problems[listing.queue] = f"more than {len(listing.jobs)} jobs; the oldest were not looked at"
+        listings.append(listing)
+    if queues and not listings:
+        # Not one queue could be listed (throttling, IAM): a digest of nothing would mislead;
+        # raising lets Lambda try again in a minute or two.
+        raise RuntimeError(f"daily digest of {end:%Y-%m-%d %H:%M} UTC: no job queue could be listed; "
+                           "see the log lines above")
+    digests = plan_digests(listings, end, table, problems)
+    region = getattr(getattr(client, "meta", None), "region_name", None)
+    posted, failed = 0, 0
+    for digest in digests:
+        common = {"digest": "daily", "route": digest.route, "finished": len(digest.finished),
+                  "unfinished": len(digest.unfinished)}
+        try:
+            receipt = deliver(build_digest_message(digest, region), slack, channel=digest.channel)
+        except Exception as error:  # one route's failure must not cost the others their digest
+            failed += 1
+            _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
+                      permanent=isinstance(error, PermanentDeliveryError) or None)
+            continue
+        posted += 1
+        _log_line(logging.INFO, **common, outcome="posted", slack_attempts=receipt.attempts)
+    _log_line(logging.INFO, digest="daily", end=end.isoformat(), queues=len(queues), digests=len(digests),
+              posted=posted, failed=failed, unlisted=len(problems) or None)
+    if failed and not posted:
+        raise RuntimeError(f"daily digest of {end:%Y-%m-%d %H:%M} UTC: {failed} digest(s) not posted, none "
+                           "posted; see the log lines above")
+    return DigestResult(end=end, queues=len(queues), posted=posted, failed=failed,
+                        routes=tuple(d.route for d in digests))
+
+
+def _skip(reason: str) -> DigestResult:
+    _log_line(logging.INFO, digest="daily", outcome="skipped", reason=reason)
+    return DigestResult(end=None, reason=reason)

@@ -1,0 +1,157 @@
+"""The last lines of a failed job's CloudWatch Logs stream, fetched within a hard deadline.
+
+The tail is a nice-to-have in front of the notification, never in its way: every outcome
+(timeout, access denied, missing group or stream, any AWS or network error) becomes a
+:class:`LogTail` with no lines and a one-line note saying why. :func:`fetch_log_tail` never
+raises and never takes much longer than the configured timeout.
+
+boto3 is imported lazily, inside the worker, like in ``chalicelib/secrets.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from chalicelib.config import LogTailSettings
+from chalicelib.event import JobStateChange
+from chalicelib.links import LogLocation, cloudwatch_logs_url, log_location
+from chalicelib.redact import redact_lines
+
+log = logging.getLogger("batch_notify")
+
+UNAVAILABLE = "log tail unavailable"
+# Characters of each log event that are masked and handed on; the message shows fewer.
+MAX_LINE_SCAN = 1000
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LogTail:
+    """Last lines of a job's log stream, oldest first (newest last), already masked.
+
+    ``note`` is a short human sentence when there is something to say instead of (or about)
+    the lines: why the tail is unavailable, or that the stream is empty. ``LogTail()`` (no
+    lines, no note) means there was nothing to fetch: the message says nothing about it.
+    """
+
+    lines: tuple[str, ...] = ()
+    note: Optional[str] = None
+    location: Optional[LogLocation] = None
+
+
+def fetch_log_tail(job: JobStateChange, settings: LogTailSettings) -> LogTail:
+    """The last ``settings.lines`` log events of a FAILED job's CloudWatch Logs stream.
+
+    Only FAILED jobs whose log is in CloudWatch Logs are looked up (``links.log_location``:
+    group, stream and the *log's* region, which can differ from the event's). The call runs
+    in a daemon thread joined with ``settings.timeout``: a hung connection cannot hold the
+    notification back, and botocore's own timeouts (one attempt, no retries) end it soon
+    after. Never raises.
+    """
+    if not settings.enabled or job.status != "FAILED":
+        return LogTail()
+    location = log_location(job)
+    if location is None:
+        # No stream, or not in CloudWatch Logs: the standard message already says why.
+        return LogTail()
+    if cloudwatch_logs_url(location) is None:
+        # A region that is not a real one: never send a signed request there.
+        return LogTail(note=f"{UNAVAILABLE}: {location.region!r} is not an AWS region", location=location)
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=_fetch_into, args=(outcome, location, settings), name="log-tail", daemon=True)
+    worker.start()
+    worker.join(settings.timeout)
+    if worker.is_alive() or not outcome:
+        # The thread is left to finish on its own (botocore's timeouts end it); nobody reads it.
+        note = f"CloudWatch Logs did not answer within {settings.timeout:g}s"
+        _log_unavailable(job, location, note)
+        return LogTail(note=f"{UNAVAILABLE}: {note}", location=location)
+    if "error" in outcome:
+        note = _describe_error(outcome["error"])
+        _log_unavailable(job, location, note)
+        return LogTail(note=f"{UNAVAILABLE}: {note}", location=location)
+    lines = outcome["lines"]
+    if not lines:
+        return LogTail(note="log tail: the log stream has no events", location=location)
+    return LogTail(lines=lines, location=location)
+
+
+def _log_unavailable(job: JobStateChange, location: LogLocation, note: str) -> None:
+    # A JSON line, like notify's: the message still goes out, this says why it has no tail.
+    log.warning(json.dumps({"job_id": job.job_id, "log_tail": "unavailable", "reason": note,
+                            "log_group": location.group, "log_stream": location.stream, "region": location.region}))
+
+
+def _fetch_into(outcome: dict[str, Any], location: LogLocation, settings: LogTailSettings) -> None:
+    """Worker body: put ``lines`` or ``error`` into ``outcome``; never let an exception escape."""
+    try:
+        response = _client(location.region, settings.timeout).get_log_events(
+            logGroupName=location.group,
+            logStreamName=location.stream,
+            startFromHead=False,  # the newest events...
+            limit=settings.lines,
+        )
+        # ...which come back in time order, oldest first: the newest ends up at the bottom.
+        messages = [e.get("message", "") for e in response.get("events", []) if isinstance(e, dict)]
+        # Masked here, so a secret never exists outside this function, even in the message builder.
+        # Cut before masking: a log event can be 256 KB, and only the first few hundred
+        # characters of a line are ever shown (a secret past the cut is never shown either).
+        outcome["lines"] = redact_lines(m[:MAX_LINE_SCAN].rstrip("\r\n") for m in messages if isinstance(m, str))
+    except BaseException as error:  # noqa: BLE001 - reported as a note, never raised
+        outcome["error"] = error
+
+
+def _client(region: str, timeout: float) -> Any:
+    """A CloudWatch Logs client for ``region``, made once per container and region."""
+    key = f"{region}/{timeout}"
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import boto3  # lazy: only FAILED messages with a log stream need it
+            from botocore.config import Config
+
+            # One attempt and short timeouts: the join deadline is the real bound, these make
+            # sure an abandoned thread does not linger. (botocore's "max_attempts" counts the
+            # retries only; "total_max_attempts" counts the first try.) An own session: the
+            # default one is not safe to create clients from in several threads.
+            client = boto3.session.Session().client("logs", region_name=region, config=Config(
+                connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1, "mode": "standard"},
+            ))
+            _clients[key] = client
+    return client
+
+
+def _describe_error(error: BaseException) -> str:
+    """A short reason a person can act on, without the AWS request id or the stream name."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    except ImportError:  # no botocore: the worker failed importing it, and says so here
+        return f"unexpected error ({type(error).__name__})"
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code, message = details.get("Code", "Unknown"), str(details.get("Message", ""))
+        if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+            return "access denied (logs:GetLogEvents)"
+        if code == "ResourceNotFoundException":
+            # AWS says which one is missing; trust only the stream case (moto says "group" for both).
+            return "log stream not found" if "stream" in message.lower() else "log group or stream not found"
+        if code in ("ThrottlingException", "TooManyRequestsException"):
+            return "throttled by CloudWatch Logs"
+        return f"CloudWatch Logs answered {code}"
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials"
+    if isinstance(error, BotoCoreError):
+        return f"could not reach CloudWatch Logs ({type(error).__name__})"
+    return f"unexpected error ({type(error).__name__})"
+
+
+def reset() -> None:
+    """Forget the clients (tests switch moto on and off, and regions)."""
+    with _clients_lock:
+        _clients.clear()

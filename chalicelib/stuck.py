@@ -1,0 +1,370 @@
+"""Stuck jobs: what no state-change event announces. A job that sits in RUNNABLE or STARTING
+for hours because nothing can place it (no capacity, a vCPU/memory request no compute
+environment can meet, an image that cannot be pulled) emits no event at all.
+
+A scheduled sweep (``on_stuck_job_sweep`` in app.py) lists the RUNNABLE and STARTING jobs of
+the watched queues and posts one message per queue (and route) naming the jobs whose wait
+crossed an escalation step since the previous sweep: at the threshold T (default 30 minutes,
+``STUCK_AFTER_MINUTES`` or the route's ``stuck_after_minutes``), at 4T and 16T (30 min, 2 h,
+8 h by default), then once a day.
+
+**Once per step, without a database.** A job is reported by the sweep whose window holds the
+moment its age reached a step: a step ``s`` is reported when ``age - window < s <= age``. The
+windows of consecutive sweeps tile time, so each step falls in exactly one of them. Each sweep
+takes its time from the scheduled event, rounded to its grid (every 15 minutes on the
+quarter hour by default), so an invocation a few seconds early or late still gets the same
+window. The trade-off: a sweep that fails (AWS Batch or Slack unavailable for the whole
+invocation) loses its window, and a job whose step fell in it is not reported at that step;
+the next step still catches it (2 h after 30 min, 8 h after 2 h, then daily).
+
+Age counts from submission (``createdAt``): ListJobs says nothing about when a job became
+RUNNABLE. A job that first waited on its dependencies in PENDING, or that is waiting for a
+retry, is reported at the next step its age crosses while it is RUNNABLE or STARTING.
+
+The planning and the message are pure (job summaries in, reports and blocks out); only
+:func:`sweep_stuck_jobs` talks to AWS and Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Optional
+
+from slack_sdk.models.blocks import (
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from chalicelib.batch_api import (
+    JobListing,
+    JobSummary,
+    batch_client,
+    describe_aws_error,
+    list_jobs,
+    list_queue_names,
+    queue_name,
+    scheduled_time,
+    to_epoch_ms,
+)
+from chalicelib.config import ConfigError, scheduled_settings, slack_settings
+from chalicelib.links import batch_job_url
+from chalicelib.messages import SlackMessage, bounded_blocks, format_duration, with_mentions
+from chalicelib.mrkdwn import (
+    CONTEXT_TEXT_LIMIT,
+    FALLBACK_TEXT_LIMIT,
+    HEADER_TEXT_LIMIT,
+    safe_mrkdwn,
+    safe_plain,
+)
+from chalicelib.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable, route_table
+from chalicelib.slack import PermanentDeliveryError, deliver
+
+log = logging.getLogger("batch_notify")
+
+STUCK = "STUCK"  # the status routes name for the sweep's reports
+WAITING_STATUSES = ("RUNNABLE", "STARTING")
+# Escalation: the threshold T, then 4T and 16T (30 min, 2 h, 8 h), then every whole day of age.
+STEP_FACTORS = (1, 4, 16)
+DAILY = timedelta(days=1)
+# Sweep intervals that divide the hour: the sweep runs on a grid (":00, :15, :30, :45"), and
+# rounding to the grid absorbs an invocation up to half an interval early or late. Five
+# minutes at least: EventBridge may deliver a scheduled event tens of seconds late.
+SWEEP_MINUTES = (5, 10, 15, 20, 30, 60)
+# Jobs listed in one message; the rest are counted ("and 12 more").
+MAX_JOBS_SHOWN = 20
+REASON_LIMIT = 500
+NAME_LIMIT = 200
+
+
+# -- the schedule and the steps (pure) -------------------------------------------------------
+
+def sweep_schedule(minutes: int) -> str:
+    """The EventBridge cron expression that runs the sweep every ``minutes`` on the hour's grid."""
+    if minutes not in SWEEP_MINUTES:
+        raise ValueError(f"the stuck-job sweep runs every {', '.join(map(str, SWEEP_MINUTES))} minutes, "
+                         f"not every {minutes}: pick one that divides the hour")
+    return "cron(0 * * * ? *)" if minutes == 60 else f"cron(0/{minutes} * * * ? *)"
+
+
+def sweep_time(moment: datetime, every: timedelta) -> datetime:
+    """``moment`` rounded to the nearest point of the sweep's grid (multiples of ``every``).
+
+    EventBridge fires a few seconds (at worst tens of seconds) after the scheduled minute;
+    rounding gives every invocation of one schedule slot the same time, hence the same window.
+    """
+    step = int(every.total_seconds() * 1000)
+    millis = to_epoch_ms(moment)
+    return datetime.fromtimestamp((millis + step // 2) // step * step / 1000, tz=timezone.utc)
+
+
+def crossed_step(age: timedelta, threshold: timedelta, window: timedelta) -> Optional[timedelta]:
+    """The escalation step ``age`` reached during the last ``window`` (the largest, if several).
+
+    Steps are ``threshold`` x 1, 4 and 16, then each whole day of age after the last of them.
+    A step ``s`` is crossed when ``age - window < s <= age``: exactly at a step counts, and the
+    window's far end belongs to the previous sweep, so consecutive sweeps never both report it.
+    """
+    steps = [threshold * factor for factor in STEP_FACTORS]
+    days = DAILY * (age // DAILY)
+    if days > steps[-1]:
+        steps.append(days)
+    crossed = [step for step in steps if age - window < step <= age]
+    return max(crossed) if crossed else None
+
+
+def steps_text(threshold: timedelta) -> str:
+    """``30m, 2h, 8h, then daily``: when a stuck job is reported."""
+    return ", ".join(format_duration(threshold * f) or "" for f in STEP_FACTORS) + ", then daily"
+
+
+# -- planning (pure) ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StuckJob:
+    """A job whose wait crossed an escalation step in this sweep."""
+
+    job: JobSummary
+    age: timedelta
+    step: timedelta
+
+
+@dataclass(frozen=True)
+class StuckReport:
+    """One message: the newly stuck jobs of one queue that one route sends to one channel."""
+
+    queue: str
+    route: Optional[str]
+    channel: Optional[str]
+    mentions: tuple[str, ...]
+    threshold: timedelta
+    at: datetime
+    jobs: tuple[StuckJob, ...]
+    reported_before: int = 0  # jobs of the same queue and route past the threshold, reported at an earlier step
+
+
+@dataclass
+class SweepPlan:
+    """The reports to post, and what the sweep saw (for its log line)."""
+
+    reports: list[StuckReport] = field(default_factory=list)
+    waiting: int = 0
+    over_threshold: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> jobs (dropped, not wanted...)
+
+
+def route_may_post_stuck(route: Route) -> bool:
+    """Whether some stuck job could reach Slack through ``route``."""
+    return (not route.drop and route.digest != DIGEST_ONLY
+            and (route.statuses is None or STUCK in route.statuses)
+            and (not route.match_statuses or STUCK in route.match_statuses))
+
+
+def plan_sweep(listings: Iterable[JobListing], at: datetime, window: timedelta, default_threshold: timedelta,
+               table: Optional[RouteTable]) -> SweepPlan:
+    """Which jobs to report, grouped into one report per queue and route.
+
+    ``at`` is the sweep's (grid) time and ``window`` its interval. A job's threshold is its
+    route's ``stuck_after_minutes`` (the route that would post its STUCK report), else
+    ``default_threshold``. Without a routing ``table`` everything goes to the single channel.
+    """
+    plan = SweepPlan()
+    groups: dict[tuple[str, Optional[str]], list[StuckJob]] = defaultdict(list)
+    before: dict[tuple[str, Optional[str]], int] = defaultdict(int)
+    decisions: dict[tuple[str, Optional[str]], tuple[Decision, timedelta]] = {}
+    seen: set[tuple[str, str]] = set()
+    for listing in listings:
+        for job in listing.jobs:
+            if job.is_child or job.status not in WAITING_STATUSES:
+                continue
+            # A job that moved from RUNNABLE to STARTING between the two listings is in both.
+            if job.job_id is not None:
+                if (listing.queue, job.job_id) in seen:
+                    continue
+                seen.add((listing.queue, job.job_id))
+            age = job.age(at)
+            if age is None:
+                continue
+            plan.waiting += 1
+            route = table.route_for(listing.queue, job.name, STUCK) if table is not None else None
+            minutes = route.stuck_after_minutes if route is not None else None
+            threshold = timedelta(minutes=minutes) if minutes else default_threshold
+            if age < threshold:
+                continue
+            plan.over_threshold += 1
+            decision = table.decide(listing.queue, job.name, STUCK) if table is not None else SINGLE_CHANNEL
+            if not decision.post:
+                plan.skipped[decision.reason] = plan.skipped.get(decision.reason, 0) + 1
+                continue
+            key = (listing.queue, decision.route)
+            decisions[key] = (decision, threshold)
+            step = crossed_step(age, threshold, window)
+            if step is None:
+                before[key] += 1
+            else:
+                groups[key].append(StuckJob(job=job, age=age, step=step))
+    for key in sorted(groups, key=lambda k: (k[0], k[1] or "")):
+        decision, threshold = decisions[key]
+        jobs = sorted(groups[key], key=lambda s: (-s.age, s.job.label))
+        plan.reports.append(StuckReport(queue=key[0], route=decision.route, channel=decision.channel,
+                                        mentions=decision.mentions, threshold=threshold, at=at, jobs=tuple(jobs),
+                                        reported_before=before[key]))
+    return plan
+
+
+# -- the message (pure) ---------------------------------------------------------------------
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _job_section(stuck: StuckJob, index: int, region: Optional[str]) -> SectionBlock:
+    job = stuck.job
+    # Name and reason are the submitter's text: escaped and bounded, well inside a section's 3000.
+    reason = safe_mrkdwn(job.status_reason, REASON_LIMIT) if job.status_reason else "_Batch gives no status reason_"
+    text = f"*{safe_mrkdwn(job.label, NAME_LIMIT)}* · `{job.status}` for *{format_duration(stuck.age)}*\n{reason}"
+    url = batch_job_url(region, job.job_id)
+    accessory = ButtonElement(text="Open in AWS Batch", action_id=f"open_in_batch_{index}", url=url) if url else None
+    return SectionBlock(text=MarkdownTextObject(text=text), accessory=accessory)
+
+
+def build_stuck_message(report: StuckReport, region: Optional[str]) -> SlackMessage:
+    """The message for one report: the queue, then each job with its wait, reason and link."""
+    count = len(report.jobs)
+    queue = report.queue
+    header = HeaderBlock(text=PlainTextObject(
+        text=safe_plain(f":hourglass: {_plural(count, 'job')} stuck in {queue}", HEADER_TEXT_LIMIT), emoji=True))
+    threshold = format_duration(report.threshold)
+    intro = SectionBlock(text=MarkdownTextObject(text=(
+        f"In job queue `{safe_mrkdwn(queue, NAME_LIMIT)}`, waiting in RUNNABLE or STARTING for more than "
+        f"*{threshold}* since submitted. Check the status reason, the compute environments' capacity "
+        "and the jobs' vCPU, memory and GPU requests.")))
+    shown = report.jobs[:MAX_JOBS_SHOWN]
+    blocks: list[Block] = [header, intro, *(_job_section(stuck, i, region) for i, stuck in enumerate(shown))]
+    notes = []
+    if count > len(shown):
+        notes.append(f"…and {count - len(shown)} more stuck {'job' if count - len(shown) == 1 else 'jobs'}.")
+    if report.reported_before:
+        one = report.reported_before == 1
+        notes.append(f"{_plural(report.reported_before, 'other job')} in this queue {'has' if one else 'have'} "
+                     f"waited longer than {threshold} and {'was' if one else 'were'} reported earlier.")
+    notes.append(f"A job is reported when it has waited {steps_text(report.threshold)}. Sweep of "
+                 f"{report.at:%Y-%m-%d %H:%M} UTC" + (f" · {region}" if region else "") + ".")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=safe_mrkdwn(" ".join(notes), CONTEXT_TEXT_LIMIT))]))
+    oldest = report.jobs[0]
+    line = f"{_plural(count, 'job')} stuck in {queue} (longest: {oldest.job.label}, {format_duration(oldest.age)})"
+    text = ":hourglass: " + safe_mrkdwn(" ".join(line.split()), FALLBACK_TEXT_LIMIT - 20)
+    return SlackMessage(text=text, blocks=bounded_blocks(blocks))
+
+
+# -- the sweep (AWS and Slack) --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep did, for its log line and the tests."""
+
+    at: Optional[datetime]
+    queues: int = 0
+    posted: int = 0
+    failed: int = 0  # reports Slack did not take
+    unlisted: int = 0  # queues that could not be listed
+    reason: Optional[str] = None  # why nothing was swept
+
+
+def _log_line(level: int, **fields: Any) -> None:
+    log.log(level, json.dumps({k: v for k, v in fields.items() if v is not None}, default=str))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime] = _utcnow) -> SweepResult:
+    """Report the jobs whose wait in RUNNABLE or STARTING crossed a step since the last sweep.
+
+    ``every_minutes`` is the schedule's interval (app.py's constant), which is the window.
+    Configuration errors raise (nothing can work). A queue that cannot be listed, or a message
+    Slack does not take, is logged as an error and the sweep goes on with the others; the
+    invocation raises only when something failed and nothing was posted, so Lambda's retry
+    never posts a report twice.
+    """
+    window = timedelta(minutes=every_minutes)
+    settings = scheduled_settings()
+    if settings.stuck_after_minutes == 0:
+        return _skip(None, "STUCK_AFTER_MINUTES=0 turns the sweep off")
+    table = route_table()
+    slack = slack_settings()  # checked before any AWS call: without Slack there is nothing to do
+    if table is not None and table.sets_channels and slack.mode == "webhook":
+        raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
+                          "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
+    if table is not None and not any(route_may_post_stuck(route) for route in table.routes):
+        return _skip(None, f"no route of {table.source} posts {STUCK}")
+    raw_time = scheduled_time(event)
+    if raw_time is None:
+        _log_line(logging.WARNING, sweep="stuck", warning="the event has no readable 'time'; using the clock")
+    at = sweep_time(raw_time or now(), window)
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = batch_client()
+    try:
+        queues = list(settings.stuck_queues) or list_queue_names(client)
+    except (BotoCoreError, ClientError) as error:
+        raise RuntimeError(describe_aws_error(error, "batch:DescribeJobQueues")) from None
+    if table is not None:
+        # A queue no route can report, judging by its name, is not worth a listing.
+        queues = [q for q in queues if any(route_may_post_stuck(r) and r.covers_queue(queue_name(q))
+                                           for r in table.routes)]
+    listings: list[JobListing] = []
+    unlisted, failed = 0, 0
+    for queue in queues:
+        try:
+            listing = list_jobs(client, queue, statuses=WAITING_STATUSES)
+        except (BotoCoreError, ClientError) as error:
+            unlisted += 1
+            _log_line(logging.ERROR, sweep="stuck", queue=queue, outcome="failed",
+                      reason=describe_aws_error(error, "batch:ListJobs"))
+            continue
+        if listing.truncated:
+            _log_line(logging.WARNING, sweep="stuck", queue=queue,
+                      warning=f"more than {len(listing.jobs)} waiting jobs; only the first were looked at")
+        listings.append(listing)
+    plan = plan_sweep(listings, at, window, timedelta(minutes=settings.stuck_after_minutes), table)
+    region = getattr(getattr(client, "meta", None), "region_name", None)
+    posted = 0
+    for report in plan.reports:
+        common = {"sweep": "stuck", "queue": report.queue, "route": report.route, "jobs": len(report.jobs)}
+        try:
+            message = with_mentions(build_stuck_message(report, region), report.mentions)
+            receipt = deliver(message, slack, channel=report.channel)
+        except Exception as error:  # one report's failure must not cost the others theirs
+            failed += 1
+            permanent = isinstance(error, PermanentDeliveryError)
+            _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
+                      permanent=permanent or None)
+            continue
+        posted += 1
+        _log_line(logging.INFO, **common, outcome="posted", slack_attempts=receipt.attempts)
+    _log_line(logging.INFO, sweep="stuck", at=at.isoformat(), window_minutes=every_minutes, queues=len(queues),
+              waiting=plan.waiting, over_threshold=plan.over_threshold, reports=len(plan.reports), posted=posted,
+              failed=failed, unlisted=unlisted or None, skipped=plan.skipped or None)
+    # Raise (so Lambda retries the same event, hence the same window) only when nothing went
+    # out, so a retry cannot post a report twice, and only for failures a retry may cure: every
+    # report refused, or not one queue listed. One broken queue among many is only logged.
+    if not posted and (failed or (queues and unlisted == len(queues))):
+        raise RuntimeError(f"stuck-job sweep at {at:%Y-%m-%d %H:%M} UTC: {failed} report(s) not posted, "
+                           f"{unlisted} of {len(queues)} queue(s) not listed; see the log lines above")
+    return SweepResult(at=at, queues=len(queues), posted=posted, failed=failed, unlisted=unlisted)
+
+
+def _skip(at: Optional[datetime], reason: str) -> SweepResult:
+    _log_line(logging.INFO, sweep="stuck", outcome="skipped", reason=reason)
+    return SweepResult(at=at, reason=reason)
