@@ -38,7 +38,8 @@ DEMO_CHANNEL = "#batch-alerts"
 SLACK_VARIABLES = ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL_PARAM", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_PARAM")
 BUILDER_URL = "https://app.slack.com/block-kit-builder#"
 EMOJI = {":x:": "❌", ":white_check_mark:": "✅", ":arrow_forward:": "▶️", ":hourglass:": "⌛",
-         ":hourglass_flowing_sand:": "⏳", ":information_source:": "ℹ️", ":warning:": "⚠️"}
+         ":hourglass_flowing_sand:": "⏳", ":information_source:": "ℹ️", ":warning:": "⚠️", ":bulb:": "💡",
+         ":page_facing_up:": "📄", ":rotating_light:": "🚨", ":clipboard:": "📋"}
 
 
 def unwrap(item: Any) -> Any:
