@@ -15,7 +15,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "batch-notify needs Python 3.11+: run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# requirements.txt's wheels, for chalice deploy/package in the tests and bench/ to use offline
+	$(PY) -m pip download --quiet --disable-pip-version-check --dest $(VENV)/wheels -r requirements.txt
 	@touch $@
+
+bench: $(VENV)/.installed  ## every bench/*.py in turn (files starting with _ are helpers); each prints a table
+	@status=0; for script in bench/[!_]*.py; do \
+		echo; echo "== $$script"; $(PY) $$script || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,287 @@
+"""The real ``chalice deploy --stage dev`` against an AWS emulator (moto_server on loopback).
+
+What deploys must be what the other tests tested: one Lambda function per handler with the
+stage's settings, one EventBridge rule per ``on_cw_event`` handler with app.py's pattern (and
+one per ``schedule`` handler with its schedule), each function's role holding exactly the
+stage's policy. The fixture events are then put on the emulated bus,
+with an SQS queue as a target of every deployed rule, to see which rules each one reaches.
+Last, ``chalice delete`` must remove it all.
+
+The deployment, and everything observed of it, happens once in the module fixture (so the
+tests can run in any order); ``chalice delete`` runs in its own test. Offline: see
+tests/chalice_cli.py.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import pytest
+from chalice.app import ScheduledEventConfig
+
+from app import app
+from chalicelib.event import BATCH_SOURCE, JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE
+from tests.chalice_cli import MotoServer, chalice_config, chalice_env, copy_project, run_chalice
+from tests.conftest import event_names, load_event
+from tools.eventbridge import registered_patterns
+
+STAGE = "dev"
+APP_NAME = "batch-notify"
+PREFIX = f"{APP_NAME}-{STAGE}-"
+PROBE_TARGET_ID = "routing-probe"
+
+HANDLERS = sorted(app.handler_map)
+PATTERNS = registered_patterns(app)
+SCHEDULES = {source.name: getattr(source.schedule_expression, "to_string", lambda: source.schedule_expression)()
+             for source in app.event_sources if isinstance(source, ScheduledEventConfig)}
+
+
+def _detail(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    return event.get("detail") or {}
+
+
+def _is(event: Mapping[str, Any], detail_type: str) -> bool:
+    return event.get("source") == BATCH_SOURCE and event.get("detail-type") == detail_type
+
+
+def _own_job(event: Mapping[str, Any]) -> bool:
+    """Not an array child (it has an index) nor a multi-node node job (its id has a '#')."""
+    detail = _detail(event)
+    return "index" not in (detail.get("arrayProperties") or {}) and "#" not in str(detail.get("jobId", ""))
+
+
+def _job_state(event: Mapping[str, Any], status: str) -> bool:
+    return _is(event, JOB_STATE_CHANGE) and _detail(event).get("status") == status and _own_job(event)
+
+
+# What each handler is meant to receive, said in plain Python rather than as an EventBridge
+# pattern. A new on_cw_event handler needs a line here: test_every_event_handler_has_an_intended_routing
+# says so.
+INTENDED: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "on_job_failed": lambda e: _job_state(e, "FAILED"),
+    "on_job_succeeded": lambda e: _job_state(e, "SUCCEEDED"),
+    "on_job_queue_blocked": lambda e: _is(e, JOB_QUEUE_BLOCKED),
+    "on_critical_job_running": lambda e: (_job_state(e, "RUNNING")
+                                          and str(_detail(e).get("jobName", "")).startswith("critical-")),
+}
+
+
+@dataclass(repr=False)
+class Deployment:
+    project: Path
+    env: dict[str, str]
+    aws: MotoServer
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> configuration
+    function_policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> resource policy
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> rule
+    targets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rule name -> targets
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> role
+    inline_policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> {policy: document}
+    attached_policies: dict[str, list[str]] = field(default_factory=dict)  # role -> managed policy ARNs
+    reached: dict[str, set[str]] = field(default_factory=dict)  # fixture -> handlers its rules reached
+
+    def __repr__(self) -> str:  # keeps failure reports short
+        return f"<Deployment of {self.project} on {self.aws.url}>"
+
+    def rule_of(self, handler: str) -> list[str]:
+        """Names of the rules that target ``handler``'s function."""
+        arn = self.functions[PREFIX + handler]["FunctionArn"]
+        return [name for name, targets in self.targets.items() if any(t["Arn"] == arn for t in targets)]
+
+
+def _observe(deployment: Deployment) -> None:
+    """Snapshot, through boto3, everything the deploy created."""
+    lam, events, iam = (deployment.aws.client(s) for s in ("lambda", "events", "iam"))
+    for page in lam.get_paginator("list_functions").paginate():
+        for function in page["Functions"]:
+            name = function["FunctionName"]
+            deployment.functions[name] = function
+            deployment.function_policies[name] = json.loads(lam.get_policy(FunctionName=name)["Policy"])
+    for page in events.get_paginator("list_rules").paginate():
+        for rule in page["Rules"]:
+            deployment.rules[rule["Name"]] = rule
+            deployment.targets[rule["Name"]] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            name = role["RoleName"]
+            deployment.roles[name] = role
+            deployment.inline_policies[name] = {
+                policy: iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+            }
+            deployment.attached_policies[name] = [
+                p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+
+
+def _route_fixtures(deployment: Deployment) -> None:
+    """Put every fixture event on the bus; record which deployed rules (as handlers) it reached.
+
+    Each deployed pattern rule gets an SQS queue as a target. moto's EventBridge cannot deliver
+    to a Lambda target (put_events fails with NotImplementedError for any matching rule that
+    has one), and it hands a rule without a pattern (a schedule) every event put on the bus;
+    so while the events are put, the queue stands in for each pattern rule's function target
+    and the schedules have none. The targets are put back afterwards, exactly as chalice made
+    them. The rules' patterns, which are what is tested here, are never touched.
+    """
+    events, sqs = deployment.aws.client("events"), deployment.aws.client("sqs")
+    handler_of_arn = {f["FunctionArn"]: name[len(PREFIX):] for name, f in deployment.functions.items()}
+    queues: dict[str, str] = {}  # handler -> queue URL
+    swapped: dict[str, list[dict[str, Any]]] = {}  # rule -> its original targets
+    try:
+        for rule, targets in deployment.targets.items():
+            if not targets:
+                continue
+            swapped[rule] = targets
+            events.remove_targets(Rule=rule, Ids=[t["Id"] for t in targets])
+            if "EventPattern" not in deployment.rules[rule]:
+                continue  # a schedule: moto hands a rule without a pattern every event, so it stays without target
+            handler = next(handler_of_arn[t["Arn"]] for t in targets if t["Arn"] in handler_of_arn)
+            url = sqs.create_queue(QueueName=f"probe-{handler}")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_targets(Rule=rule, Targets=[{"Id": PROBE_TARGET_ID, "Arn": arn}])
+            queues[handler] = url
+        for name in event_names():
+            event = load_event(name)
+            result = events.put_events(Entries=[{
+                "Source": event["source"],
+                "DetailType": event["detail-type"],
+                "Detail": json.dumps(event["detail"]),
+                "Resources": event.get("resources", []),
+            }])
+            assert result["FailedEntryCount"] == 0, f"{name}: the bus refused it: {result['Entries']}"
+            deployment.reached[name] = set()
+            for handler, url in queues.items():
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                for message in messages:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    assert json.loads(message["Body"])["detail"] == event["detail"]
+                if messages:
+                    deployment.reached[name].add(handler)
+    finally:
+        for rule, targets in swapped.items():
+            if "EventPattern" in deployment.rules[rule]:
+                events.remove_targets(Rule=rule, Ids=[PROBE_TARGET_ID])
+            events.put_targets(Rule=rule, Targets=targets)
+            assert events.list_targets_by_rule(Rule=rule)["Targets"] == targets
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    tmp = tmp_path_factory.mktemp("deploy")
+    project = copy_project(tmp / "project")  # .chalice/deployed/ is written there, not in the repo
+    with MotoServer(log=tmp / "moto_server.log") as aws:
+        env = chalice_env(endpoint_url=aws.url)
+        run_chalice(project, "deploy", "--stage", STAGE, env=env)
+        deployed = Deployment(project=project, env=env, aws=aws)
+        _observe(deployed)
+        _route_fixtures(deployed)
+        yield deployed
+
+
+def _stage_lookup(config: Mapping[str, Any], handler: str, key: str) -> Any:
+    """A per-function setting as chalice resolves it: stage's function, stage, function, top level."""
+    stage = config["stages"][STAGE]
+    for scope in (stage.get("lambda_functions", {}).get(handler, {}), stage,
+                  config.get("lambda_functions", {}).get(handler, {}), config):
+        if scope.get(key) is not None:
+            return scope[key]
+    return None
+
+
+def _stage_environment(config: Mapping[str, Any], handler: str) -> dict[str, str]:
+    stage = config["stages"][STAGE]
+    return {**config.get("environment_variables", {}), **stage.get("environment_variables", {}),
+            **stage.get("lambda_functions", {}).get(handler, {}).get("environment_variables", {})}
+
+
+def test_one_function_per_handler_with_the_stages_settings(deployment):
+    config = chalice_config(deployment.project)
+    assert sorted(deployment.functions) == [PREFIX + h for h in HANDLERS]
+    for handler in HANDLERS:
+        function = deployment.functions[PREFIX + handler]
+        assert function["Handler"] == f"app.{handler}"
+        assert function["Environment"]["Variables"] == _stage_environment(config, handler)
+        assert function["MemorySize"] == _stage_lookup(config, handler, "lambda_memory_size")
+        assert function["Timeout"] == _stage_lookup(config, handler, "lambda_timeout")
+    # The dev stage as it ships: a webhook from SSM, in a 128 MB function.
+    assert {f["Environment"]["Variables"]["SLACK_WEBHOOK_URL_PARAM"] for f in deployment.functions.values()} == {
+        "/batch-notify/dev/slack-webhook-url"}
+    assert {f["MemorySize"] for f in deployment.functions.values()} == {128}
+
+
+def test_one_rule_per_event_handler_with_app_pys_pattern_targeting_its_function(deployment):
+    assert len(deployment.rules) == len(PATTERNS) + len(SCHEDULES)
+    for handler in [*PATTERNS, *SCHEDULES]:
+        [rule_name] = deployment.rule_of(handler)
+        rule = deployment.rules[rule_name]
+        if handler in PATTERNS:
+            assert json.loads(rule["EventPattern"]) == PATTERNS[handler]
+            assert "ScheduleExpression" not in rule
+        else:
+            assert rule["ScheduleExpression"] == SCHEDULES[handler]
+            assert "EventPattern" not in rule
+        assert rule["State"] == "ENABLED"
+        function_arn = deployment.functions[PREFIX + handler]["FunctionArn"]
+        assert [t["Arn"] for t in deployment.targets[rule_name]] == [function_arn]
+        # ...and EventBridge may invoke the function for that rule only.
+        [statement] = deployment.function_policies[PREFIX + handler]["Statement"]
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
+
+
+def test_each_functions_role_holds_exactly_the_stages_policy(deployment):
+    policy_file = chalice_config(deployment.project)["stages"][STAGE]["iam_policy_file"]
+    expected = json.loads((deployment.project / ".chalice" / policy_file).read_text())
+    roles_in_use = {f["Role"].rsplit("/", 1)[-1] for f in deployment.functions.values()}
+    assert roles_in_use == set(deployment.roles)  # no role left over, none missing
+    for role in roles_in_use:
+        assert list(deployment.inline_policies[role].values()) == [expected]
+        assert deployment.attached_policies[role] == []
+        [trust] = deployment.roles[role]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+
+
+def test_the_role_may_read_the_parameter_the_function_is_told_to_read(deployment):
+    for function in deployment.functions.values():
+        parameter = function["Environment"]["Variables"]["SLACK_WEBHOOK_URL_PARAM"]
+        arn = f"arn:aws:ssm:us-east-1:123456789012:parameter/{parameter.lstrip('/')}"
+        [policy] = deployment.inline_policies[function["Role"].rsplit("/", 1)[-1]].values()
+        assert any(
+            statement["Effect"] == "Allow" and "ssm:GetParameter" in statement["Action"]
+            and any(fnmatch.fnmatchcase(arn, resource) for resource in statement["Resource"])
+            for statement in policy["Statement"]
+        ), f"{function['FunctionName']} reads {parameter} but its role may not"
+
+
+def test_every_event_handler_has_an_intended_routing():
+    assert sorted(INTENDED) == sorted(PATTERNS), (
+        "say in INTENDED (tests/test_deploy.py) which events each handler is meant to receive")
+
+
+@pytest.mark.parametrize("name", event_names())
+def test_the_deployed_rules_route_each_fixture_as_intended(deployment, name):
+    event = load_event(name)
+    intended = {handler for handler, wants in INTENDED.items() if handler in PATTERNS and wants(event)}
+    assert deployment.reached[name] == intended
+
+
+def test_routing_spot_checks(deployment):
+    assert deployment.reached["ec2_failed"] == {"on_job_failed"}
+    assert deployment.reached["ec2_succeeded"] == {"on_job_succeeded"}
+    assert deployment.reached["running"] == set()  # RUNNING, but not a critical-* job
+    assert deployment.reached["array_child_failed"] == set()  # the parent's event speaks for it
+    assert deployment.reached["multinode_node_failed"] == set()
+    assert deployment.reached["job_queue_blocked"] == {"on_job_queue_blocked"}
+
+
+def test_chalice_delete_removes_what_deploy_created(deployment):
+    run_chalice(deployment.project, "delete", "--stage", STAGE, env=deployment.env)
+    lam, events, iam = (deployment.aws.client(s) for s in ("lambda", "events", "iam"))
+    assert [f["FunctionName"] for f in lam.list_functions()["Functions"]] == []
+    assert [r["Name"] for r in events.list_rules()["Rules"]] == []
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []
