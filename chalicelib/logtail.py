@@ -29,6 +29,7 @@ MAX_LINE_SCAN = 1000
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+_session: Any = None  # one boto3 session for every region's client
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,13 @@ def _client(region: str, timeout: float) -> Any:
 
             # One attempt and short timeouts: the join deadline is the real bound, these make
             # sure an abandoned thread does not linger. (botocore's "max_attempts" counts the
-            # retries only; "total_max_attempts" counts the first try.) An own session: the
-            # default one is not safe to create clients from in several threads.
-            client = boto3.session.Session().client("logs", region_name=region, config=Config(
+            # retries only; "total_max_attempts" counts the first try.) One session of our own
+            # for all regions: a session costs ~10 MB, and creating clients from it is safe
+            # because it only happens under this lock.
+            global _session
+            if _session is None:
+                _session = boto3.session.Session()
+            client = _session.client("logs", region_name=region, config=Config(
                 connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1, "mode": "standard"},
             ))
             _clients[key] = client
@@ -153,5 +158,7 @@ def _describe_error(error: BaseException) -> str:
 
 def reset() -> None:
     """Forget the clients (tests switch moto on and off, and regions)."""
+    global _session
     with _clients_lock:
         _clients.clear()
+        _session = None

@@ -261,7 +261,7 @@ def test_bad_settings_name_the_variable(env, variable):
 @pytest.mark.parametrize("stage, lines", [("local", 0), ("dev", 20), ("prod", 20)])
 def test_shipped_stages(stage, lines):
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    env = {**config["environment_variables"], **config["stages"][stage].get("environment_variables", {})}
+    env = {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
     settings = load_log_tail_settings(env)
     # local is off: `make demo` and the tests never call AWS.
     assert settings.lines == lines
