@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any, Callable, Literal, Mapping, Optional
 
+from chalicelib import dedup
 from chalicelib.config import ConfigError, slack_settings
 from chalicelib.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange
 from chalicelib.messages import SlackMessage, with_mentions
@@ -65,18 +66,41 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
     missing = job.missing_fields()
     if missing:
         _log_line(logging.WARNING, **common, warning=f"detail lacks {', '.join(missing)}; notifying with what is there")
+    posted_note: Optional[str] = None
     try:
         decision = decide(job)
         if not decision.post:
             _log_line(logging.INFO, **common, route=decision.route, outcome="skipped", reason=decision.reason)
             return "skipped"
         message = with_mentions(build(job), decision.mentions)
-        receipt = deliver(message, slack_settings(), channel=decision.channel)
+        # Claimed last, just before posting, so a claim is held for as short a time as possible.
+        if not dedup.claim(event_id or ""):
+            _log_line(logging.INFO, **common, route=decision.route, outcome="skipped",
+                      reason="already posted (a duplicate delivery of this event id)")
+            return "skipped"
+        try:
+            receipt = deliver(message, slack_settings(), channel=decision.channel)
+        except Exception:
+            _release_quietly(event_id or "")
+            raise
     except Exception as error:
         # One searchable line naming the event; Lambda logs the traceback and retries.
         _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
                   duration_ms=round((time.monotonic() - started) * 1000))
         raise
+    try:
+        dedup.mark_posted(event_id or "")
+    except dedup.DedupError as error:
+        # Never raise after posting: Lambda's retry would post the message again.
+        posted_note = f"posted, but not recorded as posted: {error}"
     _log_line(logging.INFO, **common, route=decision.route, outcome="posted", slack_attempts=receipt.attempts,
-              duration_ms=round((time.monotonic() - started) * 1000))
+              duration_ms=round((time.monotonic() - started) * 1000), dedup=posted_note)
     return "posted"
+
+
+def _release_quietly(event_id: str) -> None:
+    """Free the claim so Lambda's retry can post; if that fails too, the claim's lease ends it."""
+    try:
+        dedup.release(event_id)
+    except dedup.DedupError as error:
+        log.warning(json.dumps({"event_id": event_id, "dedup": f"claim not released (its lease will end): {error}"}))

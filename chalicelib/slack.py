@@ -148,7 +148,9 @@ class _ServerErrors(ServerErrorRetryHandler):
 
 def _retry_handlers(budget: _Budget, request_timeout: float) -> list[RetryHandler]:
     inner: list[RetryHandler] = [
-        RateLimitErrorRetryHandler(max_retry_count=3),
+        # Honour every Retry-After the budget allows: under a burst, giving up after a few
+        # waits burns Lambda's retries and dead-letters events (bench/burst.py showed it).
+        RateLimitErrorRetryHandler(max_retry_count=30),
         _ServerErrors(max_retry_count=2),
         # A read timeout is retried too: Slack may then show the message twice, which beats
         # showing it never.

@@ -1,0 +1,294 @@
+"""Optional idempotency: post each EventBridge event (by its ``id``) at most once.
+
+EventBridge delivers at least once and Lambda retries failed invocations, so the same event
+can reach a handler twice. When ``NOTIFY_DEDUP_TABLE`` names a DynamoDB table (partition key
+``event_id`` (S), TTL on ``expires_at``), the handler claims the event with a conditional
+write before posting, and records it as posted after::
+
+    if claim(event_id):          # False: already posted -> skip
+        try:
+            deliver(...)
+        except Exception:
+            release(event_id)    # the retry may post
+            raise
+        mark_posted(event_id)
+
+An item is ``{event_id, state: "claimed", owner, claimed_until, expires_at}`` while one
+invocation posts, then ``{event_id, state: "posted", posted_at, expires_at}``. A claim is a
+lease: a Lambda that dies between claim and post (timeout, out of memory) cannot release it,
+so once ``claimed_until`` has passed another invocation may take it over. A posted item
+blocks re-posting until ``expires_at`` (``NOTIFY_DEDUP_TTL_DAYS``, default 7).
+
+Without ``NOTIFY_DEDUP_TABLE`` every call is a no-op and :func:`claim` returns True.
+The code calls only ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``. boto3 is imported
+lazily, like in ``chalicelib/secrets.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Optional
+
+from chalicelib.config import ConfigError, setting
+
+TABLE = "NOTIFY_DEDUP_TABLE"
+TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
+LEASE_SECONDS = "NOTIFY_DEDUP_LEASE_SECONDS"
+
+DEFAULT_TTL_DAYS = 7.0
+# A claim must outlive the invocation that made it (lambda_timeout, 60 s in .chalice/config.json):
+# a live invocation never loses its claim to another. And it should end before Lambda's
+# second retry (about 3 minutes after the first attempt), so the event of an invocation that
+# died without releasing its claim is still posted by a retry.
+DEFAULT_LEASE_SECONDS = 120
+MAX_LEASE_SECONDS = 900  # Lambda's longest timeout
+# How long claim() waits for another live invocation holding the same event to finish (a
+# duplicate delivered concurrently); most posts take well under a second.
+DEFAULT_WAIT_SECONDS = 10.0
+POLL_SECONDS = 0.5
+
+# DynamoDB table names: 3 to 255 of letters, digits, '_', '-' and '.'.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+CLAIMED = "claimed"
+POSTED = "posted"
+# Everything this module calls on the table: the IAM policy grants these and no more
+# (deploy/merge-template.json; tests/test_dedup.py records the calls made).
+IAM_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem")
+
+# Seams for the tests: wall clock (DynamoDB items hold epoch seconds) and sleep.
+_clock: Callable[[], float] = time.time
+_sleep: Callable[[float], None] = time.sleep
+
+# event_id -> owner token of the claims this process made and has not yet settled.
+_claims: dict[str, str] = {}
+_claims_lock = threading.Lock()
+
+
+class DedupError(RuntimeError):
+    """DynamoDB could not record or decide a claim; the message names the table."""
+
+
+class ClaimHeld(DedupError):
+    """Another invocation holds a live claim on the event: raise so Lambda retries it later."""
+
+
+class _ConditionFailed(Exception):
+    """A conditional write lost; ``item`` is the item that won (DynamoDB's ALL_OLD)."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """Where claims live and how long they last."""
+
+    table: str
+    ttl_seconds: int
+    lease_seconds: int
+
+
+def _number(name: str, raw: str, low: float, high: float, unit: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of {unit}") from None
+    if not low < value <= high:  # also rejects nan
+        raise ConfigError(f"{name}={raw!r} must be more than {low:g} and at most {high:g} {unit}")
+    return value
+
+
+def load_dedup_settings(env: Mapping[str, str]) -> Optional[DedupSettings]:
+    """Validate the dedup settings in ``env``: None when ``NOTIFY_DEDUP_TABLE`` is unset or
+    empty (dedup off); raise :class:`ConfigError` naming the variable when one is wrong."""
+    table = env.get(TABLE, "").strip()
+    if not table:
+        return None
+    if not _TABLE_NAME.match(table):
+        raise ConfigError(f"{TABLE}={table!r} is not a DynamoDB table name (3 to 255 letters, digits, "
+                          "'_', '-' or '.'; the table must be in the function's region)")
+    raw_ttl = env.get(TTL_DAYS, "").strip()
+    ttl_days = _number(TTL_DAYS, raw_ttl, 0, 365, "days") if raw_ttl else DEFAULT_TTL_DAYS
+    raw_lease = env.get(LEASE_SECONDS, "").strip()
+    lease = _number(LEASE_SECONDS, raw_lease, 0, MAX_LEASE_SECONDS, "seconds") if raw_lease else DEFAULT_LEASE_SECONDS
+    return DedupSettings(table=table, ttl_seconds=round(ttl_days * 86400), lease_seconds=max(1, round(lease)))
+
+
+@setting
+def dedup_settings() -> Optional[DedupSettings]:
+    """This container's dedup settings, read from ``os.environ`` once (None: dedup off)."""
+    return load_dedup_settings(os.environ)
+
+
+@setting
+def _client() -> Any:
+    # A setting too, so chalicelib.config.reset() also forgets the client (tests start and
+    # stop moto around it).
+    import boto3  # lazy: only stages with a dedup table pay for it
+    from botocore.config import Config
+
+    # Short timeouts and few retries, as for SSM: a slow DynamoDB must not eat the Lambda's
+    # time; Lambda's own retry tries the whole invocation again.
+    return boto3.client(
+        "dynamodb",
+        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"}),
+    )
+
+
+def enabled() -> bool:
+    """True when ``NOTIFY_DEDUP_TABLE`` is set for this container."""
+    return dedup_settings() is not None
+
+
+# Failure semantics of claim(), decided deliberately:
+#
+# - A live claim held by another invocation: wait a little, then raise ClaimHeld; never skip.
+#   The holder may already be dead (timeout, out of memory) with its lease still running.
+#   Skipping would end this delivery as a success, so Lambda would not retry it and nothing
+#   would reach the on-failure queue: the notification would be lost without a trace. Raising
+#   makes Lambda retry later, when the item says "posted" (skip) or the lease ran out (post).
+#   The wait covers the common case, a duplicate delivered at the same moment, without an error.
+#
+# - A DynamoDB error (missing table, no permission, throttling, timeout): raise DedupError and
+#   post nothing. Posting without a decision would risk only a duplicate, but raising loses
+#   nothing either: Lambda retries the invocation twice over about three minutes, then the
+#   event goes to the on-failure queue and the Errors alarm fires (deploy/merge-template.json).
+#   And a wrong table name or a missing IAM permission must fail loudly at the first
+#   invocation, like every other setting, instead of silently turning dedup off (or posting
+#   every retry twice). The price: alerts are late while DynamoDB itself fails in the region.
+def claim(event_id: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> bool:
+    """Claim ``event_id`` for this invocation: True when it should post, False when the event
+    was already posted (skip it). Always True when dedup is off.
+
+    When another invocation holds a live claim (a duplicate delivered at the same time), wait
+    up to ``wait_seconds`` for it to finish: False once it posted, True if it released its
+    claim or its lease ran out. Still held after that: raise :class:`ClaimHeld`, so Lambda
+    retries this delivery later. Any DynamoDB error raises :class:`DedupError` naming the
+    table. Either way nothing should be posted: let the error propagate.
+    """
+    settings = dedup_settings()
+    if settings is None or not event_id:
+        return True  # off, or nothing to key on (EventBridge always sends an id): post
+    deadline = _clock() + wait_seconds
+    while True:
+        token = uuid.uuid4().hex
+        state, held_until = _try_claim(settings, event_id, token)
+        if state is None:
+            with _claims_lock:
+                _claims[event_id] = token
+            return True
+        if state == POSTED:
+            return False
+        if _clock() + POLL_SECONDS > deadline:
+            until = datetime.fromtimestamp(held_until, timezone.utc).strftime("%H:%M:%SZ") if held_until else "?"
+            raise ClaimHeld(
+                f"event {event_id} is being posted by another invocation (its claim in DynamoDB table "
+                f"{settings.table!r} runs until {until}); raising so Lambda retries this delivery later")
+        _sleep(POLL_SECONDS)
+
+
+def mark_posted(event_id: str) -> None:
+    """Record ``event_id`` as posted: later deliveries skip it until its TTL. No-op when off.
+
+    Written without a condition: whoever posted may say so, even if its lease was taken over
+    meanwhile (a late "posted" can only prevent a further duplicate). Raises
+    :class:`DedupError` on a DynamoDB error: the message is already in Slack, so the caller
+    should log it and not raise (a retry could only post it again).
+    """
+    settings = dedup_settings()
+    with _claims_lock:
+        _claims.pop(event_id, None)
+    if settings is None or not event_id:
+        return
+    now = int(_clock())
+    item = {"event_id": {"S": event_id}, "state": {"S": POSTED}, "posted_at": {"N": str(now)},
+            "expires_at": {"N": str(now + settings.ttl_seconds)}}
+    _call(settings, "PutItem", "record event " + event_id + " as posted", lambda c: c.put_item(
+        TableName=settings.table, Item=item))
+
+
+def release(event_id: str) -> None:
+    """Give up this process's claim on ``event_id`` after a failed post, so Lambda's retry can
+    post. Only our own, still "claimed" item is deleted. No-op when off or nothing is held.
+
+    Raises :class:`DedupError` on a DynamoDB error; the claim then ends with its lease, and a
+    later retry posts. The caller should log it and raise the delivery's own error.
+    """
+    settings = dedup_settings()
+    with _claims_lock:
+        token = _claims.pop(event_id, None)
+    if settings is None or token is None:
+        return
+    try:
+        _call(settings, "DeleteItem", "release the claim on event " + event_id, lambda c: c.delete_item(
+            TableName=settings.table, Key={"event_id": {"S": event_id}},
+            ConditionExpression="#owner = :token AND #state = :claimed",
+            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+            ExpressionAttributeValues={":token": {"S": token}, ":claimed": {"S": CLAIMED}}))
+    except _ConditionFailed:
+        pass  # the claim is no longer ours (taken over after its lease, or posted): leave it
+
+
+def _try_claim(settings: DedupSettings, event_id: str, token: str) -> tuple[Optional[str], Optional[float]]:
+    """(None, None) when claimed; else the current item's state and claimed_until."""
+    now = int(_clock())
+    item = {"event_id": {"S": event_id}, "state": {"S": CLAIMED}, "owner": {"S": token},
+            "claimed_until": {"N": str(now + settings.lease_seconds)},
+            "expires_at": {"N": str(now + settings.ttl_seconds)}}
+    try:
+        _call(settings, "PutItem", "claim event " + event_id, lambda c: c.put_item(
+            TableName=settings.table, Item=item,
+            # New; or expired but not yet removed (DynamoDB's TTL deletes lazily, up to days
+            # late); or a claim whose lease ran out (its invocation died before posting).
+            ConditionExpression=("attribute_not_exists(#id) OR #expires < :now "
+                                 "OR (#state = :claimed AND #until < :now)"),
+            # "state" is a DynamoDB reserved word (as is "owner"): attributes go through #names.
+            ExpressionAttributeNames={"#id": "event_id", "#expires": "expires_at", "#state": "state",
+                                      "#until": "claimed_until"},
+            ExpressionAttributeValues={":now": {"N": str(now)}, ":claimed": {"S": CLAIMED}},
+            # The item that won, in the same call: no read (and no dynamodb:GetItem) needed.
+            ReturnValuesOnConditionCheckFailure="ALL_OLD"))
+    except _ConditionFailed as failed:
+        state = failed.item.get("state", {}).get("S")
+        until = failed.item.get("claimed_until", {}).get("N")
+        if state not in (CLAIMED, POSTED):
+            raise DedupError(f"DynamoDB table {settings.table!r} ({TABLE}) holds an item for event {event_id} "
+                             f"with state {state!r}: is the table used by something else?") from None
+        return state, float(until) if until else None
+    return None, None
+
+
+def _call(settings: DedupSettings, action: str, doing: str, request: Callable[[Any], Any]) -> Any:
+    """Run one DynamoDB request; raise _ConditionFailed or a DedupError naming the table and the fix."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client()
+    table = f"DynamoDB table {settings.table!r} ({TABLE})"
+    try:
+        return request(client)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        if code == "ConditionalCheckFailedException":
+            raise _ConditionFailed(error.response.get("Item") or {}) from None
+        if code == "ResourceNotFoundException":
+            raise DedupError(f"could not {doing}: {table} does not exist in {client.meta.region_name}: create it "
+                             f"(partition key event_id (S), TTL on expires_at) or fix {TABLE}") from None
+        if code in ("AccessDeniedException", "AccessDenied"):
+            raise DedupError(f"could not {doing}: not allowed to call dynamodb:{action} on {table}: the stage's "
+                             "IAM policy needs dynamodb:PutItem and dynamodb:DeleteItem on the table") from None
+        if code == "ValidationException":
+            message = error.response.get("Error", {}).get("Message", "")
+            raise DedupError(f"could not {doing}: {table} rejected the request ({message}): its partition key "
+                             "must be event_id, of type S (string)") from None
+        raise DedupError(f"could not {doing} in {table}: {code}; raising so Lambda retries the event") from None
+    except BotoCoreError as error:
+        raise DedupError(f"could not reach DynamoDB to {doing} in {table}: {type(error).__name__}; "
+                         "raising so Lambda retries the event") from None

@@ -1,0 +1,354 @@
+"""Idempotency with a DynamoDB table (moto): one post per event id, however often it arrives.
+
+Time is a fake clock (claims hold epoch seconds, and claim()'s wait sleeps on it), so lease
+and TTL expiry are tested without waiting. "Another invocation" is a second claim() call:
+the table, not the process, decides who owns an event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import config, dedup
+from chalicelib.config import ConfigError
+from chalicelib.dedup import ClaimHeld, DedupError, claim, mark_posted, release
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = "batch-notify-test-dedup"
+EVENT = "c6f2a3a8-0b4e-4f0e-9a57-2d4c1a0e5b11"
+START = 1_760_000_000.0
+DAY = 86400
+
+
+class FakeClock:
+    """dedup's clock and sleep: sleeping advances the clock and runs what the test scheduled."""
+
+    def __init__(self) -> None:
+        self.now = START
+        self.sleeps = 0
+        self.during_sleep: Optional[Callable[[], None]] = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+        if self.during_sleep is not None:
+            self.during_sleep()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(dedup, "_clock", fake)
+    monkeypatch.setattr(dedup, "_sleep", fake.sleep)
+    monkeypatch.setattr(dedup, "_claims", {})
+    return fake
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Iterator[Any]:
+    """The dedup table as the README creates it, with NOTIFY_DEDUP_TABLE naming it."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}])
+        client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": "expires_at"})
+        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", TABLE)
+        config.reset()
+        yield client
+
+
+def item(client: Any, event_id: str = EVENT) -> dict[str, Any]:
+    raw = client.get_item(TableName=TABLE, Key={"event_id": {"S": event_id}}, ConsistentRead=True).get("Item", {})
+    return {k: (int(v["N"]) if "N" in v else v["S"]) for k, v in raw.items()}
+
+
+def another_invocation() -> bool:
+    """claim() as a second, concurrent invocation would call it: no patience."""
+    return claim(EVENT, wait_seconds=0)
+
+
+def test_first_claim_wins_and_holds_a_lease(table, clock):
+    assert claim(EVENT) is True
+    held = item(table)
+    assert held["state"] == "claimed"
+    assert held["claimed_until"] == START + dedup.DEFAULT_LEASE_SECONDS
+    assert held["expires_at"] == START + 7 * DAY  # abandoned claims are cleaned up by the TTL too
+    with pytest.raises(ClaimHeld, match=f"{EVENT} is being posted by another invocation"):
+        another_invocation()
+    assert item(table)["owner"] == held["owner"]  # the loser changed nothing
+
+
+def test_a_second_delivery_of_a_posted_event_is_skipped(table, clock):
+    assert claim(EVENT)
+    mark_posted(EVENT)
+    assert item(table) == {"event_id": EVENT, "state": "posted", "posted_at": START, "expires_at": START + 7 * DAY}
+    assert claim(EVENT) is False
+    assert another_invocation() is False
+    assert clock.sleeps == 0  # a posted event is decided at once
+
+
+def test_a_concurrent_duplicate_waits_for_the_holder_and_is_skipped_when_it_posts(table, clock):
+    assert claim(EVENT)
+    clock.during_sleep = lambda: mark_posted(EVENT)  # the holder finishes while the duplicate waits
+    assert claim(EVENT) is False
+    assert clock.sleeps == 1
+
+
+def test_a_concurrent_duplicate_takes_over_when_the_holder_releases(table, clock):
+    assert claim(EVENT)
+    clock.during_sleep = lambda: release(EVENT)  # the holder's post failed
+    assert claim(EVENT) is True
+    assert item(table)["state"] == "claimed"
+
+
+def test_a_claim_held_past_the_wait_raises_so_lambda_retries_later(table, clock):
+    assert claim(EVENT)
+    with pytest.raises(ClaimHeld, match=f"DynamoDB table '{TABLE}'"):
+        claim(EVENT, wait_seconds=3)
+    # Tried again every 0.5 s for the 3 s it was given, then gave up.
+    assert (clock.sleeps, clock.now - START) == (6, 3)
+
+
+def test_a_released_claim_can_be_claimed_again(table, clock):
+    assert claim(EVENT)
+    release(EVENT)
+    assert item(table) == {}
+    assert another_invocation() is True
+
+
+def test_an_expired_lease_can_be_claimed_and_the_late_holder_cannot_release_it(table, clock):
+    assert claim(EVENT)
+    first = dedup._claims[EVENT]
+    clock.now += dedup.DEFAULT_LEASE_SECONDS - 1
+    with pytest.raises(ClaimHeld):
+        another_invocation()  # still the first invocation's
+    clock.now += 2
+    assert another_invocation() is True  # the first one died between claim and post
+    second = item(table)["owner"]
+    assert second != first and item(table)["claimed_until"] == clock.now + dedup.DEFAULT_LEASE_SECONDS
+    # The first invocation wakes up late and its post fails: releasing must not free the
+    # second invocation's claim.
+    dedup._claims[EVENT] = first
+    release(EVENT)
+    assert item(table)["owner"] == second
+
+
+def test_a_posted_event_is_not_claimable_after_any_lease_only_after_its_ttl(table, clock):
+    assert claim(EVENT)
+    mark_posted(EVENT)
+    clock.now += 6 * DAY
+    assert another_invocation() is False
+    # DynamoDB's TTL deletes lazily (up to days late): an expired item counts as gone.
+    clock.now += DAY + 1
+    assert another_invocation() is True
+
+
+def test_release_without_a_claim_and_events_are_independent(table, clock):
+    release(EVENT)  # nothing held: nothing to do
+    assert claim(EVENT) and claim("another-event")
+    mark_posted("another-event")
+    assert claim("another-event") is False
+    with pytest.raises(ClaimHeld):
+        another_invocation()
+
+
+def test_an_event_without_an_id_is_posted_without_a_claim(table, clock):
+    assert claim("") is True and claim("") is True  # nothing to key on: post rather than fail
+    mark_posted("")
+    release("")
+    assert table.scan(TableName=TABLE)["Items"] == []
+
+
+def test_ttl_and_lease_come_from_the_environment(table, clock, monkeypatch):
+    monkeypatch.setenv("NOTIFY_DEDUP_TTL_DAYS", "1.5")
+    monkeypatch.setenv("NOTIFY_DEDUP_LEASE_SECONDS", "90")
+    config.reset()
+    assert claim(EVENT)
+    assert item(table)["claimed_until"] == START + 90
+    mark_posted(EVENT)
+    assert item(table)["expires_at"] == START + 1.5 * DAY
+
+
+def test_the_code_calls_only_the_actions_the_policy_grants(table, clock):
+    calls: list[str] = []
+    dedup._client().meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    assert claim(EVENT)
+    release(EVENT)
+    assert claim(EVENT)
+    mark_posted(EVENT)
+    assert claim(EVENT) is False
+    assert {f"dynamodb:{name}" for name in calls} == set(dedup.IAM_ACTIONS)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+def test_a_missing_table_is_an_error_naming_it(clock, monkeypatch):
+    with mock_aws():
+        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "no-such-table")
+        config.reset()
+        with pytest.raises(DedupError, match="'no-such-table' \\(NOTIFY_DEDUP_TABLE\\) does not exist in us-east-1"):
+            claim(EVENT)
+
+
+def test_a_table_with_another_key_is_an_error_saying_what_key(clock, monkeypatch):
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName="wrong-key", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "wrong-key")
+        config.reset()
+        with pytest.raises(DedupError, match="'wrong-key'.*partition key must be event_id"):
+            claim(EVENT)
+
+
+def _answer(code: str, operation: str = "PutItem") -> Callable[..., None]:
+    from botocore.exceptions import ClientError
+
+    def raise_error(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": code}}, operation)
+    return raise_error
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("AccessDeniedException", "not allowed to call dynamodb:PutItem on DynamoDB table 'batch-notify-test-dedup'"),
+    ("ProvisionedThroughputExceededException", "ProvisionedThroughputExceededException; raising so Lambda retries"),
+    ("InternalServerError", "InternalServerError; raising so Lambda retries"),
+])
+def test_dynamodb_errors_on_claim_raise_naming_the_table(table, clock, code, expected):
+    dedup._client().meta.events.register("before-call.dynamodb.PutItem", _answer(code))
+    with pytest.raises(DedupError, match=expected) as error:
+        claim(EVENT)
+    assert not isinstance(error.value, ClaimHeld)
+    assert dedup._claims == {}
+
+
+def test_mark_posted_and_release_errors_raise_dedup_errors(table, clock):
+    assert claim(EVENT) and claim("other")
+    dedup._client().meta.events.register("before-call.dynamodb.PutItem", _answer("InternalServerError"))
+    dedup._client().meta.events.register("before-call.dynamodb.DeleteItem",
+                                         _answer("InternalServerError", "DeleteItem"))
+    with pytest.raises(DedupError, match="record event .* as posted"):
+        mark_posted(EVENT)
+    with pytest.raises(DedupError, match="release the claim on event other"):
+        release("other")
+
+
+def test_an_unreachable_dynamodb_fails_fast_naming_the_table(clock, monkeypatch):
+    # Nothing listens on port 9: connection refused at once, then botocore's short retries.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NOTIFY_DEDUP_TABLE", TABLE)
+    config.reset()
+    started = time.monotonic()
+    expected = f"could not reach DynamoDB to claim event {EVENT} in DynamoDB table '{TABLE}'"
+    with pytest.raises(DedupError, match=expected):
+        claim(EVENT)
+    assert time.monotonic() - started < 15
+
+
+def test_without_a_table_nothing_reaches_aws(clock, monkeypatch):
+    monkeypatch.setattr(dedup, "_client", lambda: pytest.fail("dedup is off: no DynamoDB client"))
+    assert not dedup.enabled()
+    assert claim(EVENT) is True and claim(EVENT) is True
+    mark_posted(EVENT)
+    release(EVENT)
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"NOTIFY_DEDUP_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/t"}, "NOTIFY_DEDUP_TABLE"),
+    ({"NOTIFY_DEDUP_TABLE": "ab"}, "NOTIFY_DEDUP_TABLE"),
+    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_TTL_DAYS": "a week"}, "NOTIFY_DEDUP_TTL_DAYS"),
+    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_TTL_DAYS": "0"}, "NOTIFY_DEDUP_TTL_DAYS"),
+    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_TTL_DAYS": "nan"}, "NOTIFY_DEDUP_TTL_DAYS"),
+    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_LEASE_SECONDS": "1000"}, "NOTIFY_DEDUP_LEASE_SECONDS"),
+])
+def test_bad_settings_name_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        dedup.load_dedup_settings(env)
+
+
+def test_settings_defaults_and_off():
+    assert dedup.load_dedup_settings({}) is None
+    assert dedup.load_dedup_settings({"NOTIFY_DEDUP_TABLE": "  "}) is None
+    assert dedup.load_dedup_settings({"NOTIFY_DEDUP_TABLE": "batch-notify-dedup"}) == dedup.DedupSettings(
+        table="batch-notify-dedup", ttl_seconds=7 * DAY, lease_seconds=120)
+
+
+def test_settings_are_read_once_until_reset(monkeypatch):
+    monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "first-table")
+    config.reset()
+    assert dedup.dedup_settings().table == "first-table"
+    monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "second-table")
+    assert dedup.dedup_settings().table == "first-table"
+    config.reset()
+    assert dedup.dedup_settings().table == "second-table"
+
+
+def _stage_timeouts() -> dict[str, int]:
+    cfg = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    found = {"(top level)": cfg.get("lambda_timeout", 60)}
+    for name, function in cfg.get("lambda_functions", {}).items():
+        if "lambda_timeout" in function:
+            found[name] = function["lambda_timeout"]
+    for stage_name, stage in cfg["stages"].items():
+        if "lambda_timeout" in stage:
+            found[stage_name] = stage["lambda_timeout"]
+        for name, function in stage.get("lambda_functions", {}).items():
+            if "lambda_timeout" in function:
+                found[f"{stage_name}/{name}"] = function["lambda_timeout"]
+    return found
+
+
+def test_the_default_lease_outlasts_every_lambda_timeout():
+    # A live invocation must never lose its claim to another: raise NOTIFY_DEDUP_LEASE_SECONDS
+    # (and the README's advice) along with lambda_timeout.
+    for where, timeout in _stage_timeouts().items():
+        assert timeout + 30 <= dedup.DEFAULT_LEASE_SECONDS, (
+            f".chalice/config.json {where}: lambda_timeout {timeout} s leaves the dedup lease "
+            f"({dedup.DEFAULT_LEASE_SECONDS} s) too short: set NOTIFY_DEDUP_LEASE_SECONDS above it")
+
+
+# -- through the handler: EventBridge's second delivery and Lambda's retry --------------------
+
+def _invoke(event: dict[str, Any]) -> None:
+    from chalice.test import Client
+
+    from app import app
+    with Client(app, stage_name="local") as client:
+        client.lambda_.invoke("on_job_failed", event)
+
+
+def test_a_redelivered_event_is_posted_once_and_logged_as_a_duplicate(table, clock, webhook, caplog):
+    from tests.conftest import load_event
+    event = load_event("ec2_failed")
+    _invoke(event)
+    _invoke(event)  # EventBridge delivers at least once: the same id again
+    assert len(webhook.messages) == 1
+    assert item(table, event["id"])["state"] == "posted"
+    skipped = [json.loads(r.getMessage()) for r in caplog.records if '"skipped"' in r.getMessage()]
+    assert skipped[-1]["reason"] == "already posted (a duplicate delivery of this event id)"
+
+
+def test_a_failed_post_releases_the_claim_so_lambdas_retry_posts(table, clock, webhook):
+    from chalicelib.slack import DeliveryError
+    from tests.conftest import load_event
+    from tools.slack_standin import Reply
+    event = load_event("ec2_failed")
+    webhook.script(*[Reply(status=503, body="unavailable")] * 3)
+    with pytest.raises(DeliveryError):
+        _invoke(event)
+    assert item(table, event["id"]) == {}  # released
+    _invoke(event)  # Lambda's asynchronous retry
+    assert len(webhook.messages) == 1 and item(table, event["id"])["state"] == "posted"

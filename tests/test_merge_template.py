@@ -1,0 +1,188 @@
+"""deploy/merge-template.json: the dead-letter path, alarms and dedup table for every handler.
+
+``chalice package --merge-template deploy/merge-template.json`` merges it into chalice's SAM
+template. Every function EventBridge invokes (``on_cw_event`` and ``schedule`` handlers) gets
+an on-failure destination and an Errors alarm; the ``on_cw_event`` handlers (they go through
+``notify``) also get the dedup table. A fork that adds a handler must add its resources here
+too; the first test says exactly what to paste. The last tests run the real ``chalice
+package`` with the merge template (offline, tests/chalice_cli.py) and cfn-lint on the result.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.app import ScheduledEventConfig
+from chalice.utils import to_cfn_resource_name
+
+from app import app
+from chalicelib import dedup
+from tests.chalice_cli import ROOT, cfn_lint, chalice_env, copy_project, run_chalice
+from tools.eventbridge import registered_patterns
+
+TEMPLATE_PATH = ROOT / "deploy" / "merge-template.json"
+TEMPLATE: dict[str, Any] = json.loads(TEMPLATE_PATH.read_text())
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+EVENT_HANDLERS = sorted(registered_patterns(app))  # on_cw_event: notify(), so dedup too
+SCHEDULED = sorted(s.name for s in app.event_sources if isinstance(s, ScheduledEventConfig))
+HANDLERS = sorted([*EVENT_HANDLERS, *SCHEDULED])  # invoked asynchronously by EventBridge
+DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+FOURTEEN_DAYS = 14 * 86400
+# EventBridge retries delivering to Lambda for up to 24 hours.
+EVENTBRIDGE_RETRY_SECONDS = 24 * 3600
+
+
+def function_id(handler: str) -> str:
+    """The logical ID chalice's SAM output gives the handler's function (its role: + "Role")."""
+    return to_cfn_resource_name(handler)
+
+
+def what_to_add(handler: str) -> str:
+    """The JSON a fork pastes into deploy/merge-template.json for a new handler."""
+    f = function_id(handler)
+    dedup_too = handler in EVENT_HANDLERS
+    example = {k.replace("OnJobFailed", f): v for k, v in RESOURCES.items()
+               if k.startswith("OnJobFailed") and (dedup_too or "Type" in v)}
+    text = json.dumps(example, indent=2).replace('"OnJobFailed"', f'"{f}"').replace("on_job_failed", handler)
+    policies = "DeadLetterQueueSendPolicy and DedupTablePolicy" if dedup_too else "DeadLetterQueueSendPolicy"
+    return (f"deploy/merge-template.json has nothing for handler {handler!r}: add to \"Resources\"\n"
+            f"{text[1:-1].rstrip()},\nand {{\"Ref\": \"{f}Role\"}} to the \"Roles\" of {policies}.")
+
+
+def alarm_actions() -> Any:
+    return {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_every_handler_has_its_dead_letter_path_and_alarm(handler):
+    f = function_id(handler)
+    expected = {f"{f}EventInvokeConfig", f"{f}ErrorsAlarm"} | ({f} if handler in EVENT_HANDLERS else set())
+    assert expected <= set(RESOURCES), what_to_add(handler)
+    assert {"Ref": f"{f}Role"} in RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"], what_to_add(handler)
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_failed_events_go_to_the_dead_letter_queue_after_two_retries(handler):
+    f = function_id(handler)
+    config = RESOURCES[f"{f}EventInvokeConfig"]
+    assert config["Type"] == "AWS::Lambda::EventInvokeConfig"
+    # Lambda checks that the role may send to the destination when the config is created.
+    assert config["DependsOn"] == "DeadLetterQueueSendPolicy"
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Ref": f} and props["Qualifier"] == "$LATEST"
+    assert props["MaximumRetryAttempts"] == 2
+    assert 60 <= props["MaximumEventAgeInSeconds"] <= 21600
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": DLQ_ARN}}
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_an_alarm_on_each_functions_errors(handler):
+    f = function_id(handler)
+    alarm = RESOURCES[f"{f}ErrorsAlarm"]
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": f}}]
+    # >= 1 error in one 5-minute period; no invocations is not a problem.
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert (props["Period"], props["EvaluationPeriods"], props["TreatMissingData"]) == (300, 1, "notBreaching")
+    assert props["AlarmActions"] == alarm_actions()
+    assert handler in props["AlarmDescription"]
+
+
+@pytest.mark.parametrize("handler", EVENT_HANDLERS)
+def test_each_event_handler_is_told_the_dedup_table_and_its_role_may_use_it(handler):
+    f = function_id(handler)
+    assert RESOURCES.get(f) == {"Properties": {"Environment": {"Variables": {
+        dedup.TABLE: {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}}}}}, what_to_add(handler)
+    assert {"Ref": f"{f}Role"} in RESOURCES["DedupTablePolicy"]["Properties"]["Roles"], what_to_add(handler)
+
+
+def test_nothing_for_handlers_that_do_not_exist():
+    handler_ids = {function_id(h) for h in HANDLERS}
+    # Entries without a Type are merged into chalice's resources: they must be functions it makes.
+    assert {k for k, v in RESOURCES.items() if "Type" not in v} == {function_id(h) for h in EVENT_HANDLERS}
+    for kind, suffix in (("AWS::Lambda::EventInvokeConfig", "EventInvokeConfig"),
+                         ("AWS::CloudWatch::Alarm", "ErrorsAlarm")):
+        named = {k[: -len(suffix)] for k, v in RESOURCES.items() if v.get("Type") == kind and k.endswith(suffix)}
+        assert named == handler_ids, f"{kind} for a function app.py does not have: {sorted(named - handler_ids)}"
+    roles = RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"]
+    assert sorted(r["Ref"] for r in roles) == sorted(f"{f}Role" for f in handler_ids)
+    # Least privilege: the scheduled handlers post through deliver(), not notify(): no dedup table.
+    roles = RESOURCES["DedupTablePolicy"]["Properties"]["Roles"]
+    assert sorted(r["Ref"] for r in roles) == sorted(f"{function_id(h)}Role" for h in EVENT_HANDLERS)
+
+
+def test_the_dead_letter_queue_keeps_messages_14_days_and_alarms_when_not_empty():
+    queue = RESOURCES["DeadLetterQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS
+    alarm = RESOURCES["DeadLetterQueueAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    [statement] = RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", ["sqs:SendMessage"])
+    assert statement["Resource"] == [DLQ_ARN]
+
+
+def test_the_dedup_table_is_optional_on_demand_with_ttl_and_only_the_actions_the_code_calls():
+    assert TEMPLATE["Parameters"]["Deduplicate"]["AllowedValues"] == ["true", "false"]
+    assert TEMPLATE["Conditions"]["DedupEnabled"] == {"Fn::Equals": [{"Ref": "Deduplicate"}, "true"]}
+    table = RESOURCES["DedupTable"]
+    assert (table["Type"], table["Condition"]) == ("AWS::DynamoDB::Table", "DedupEnabled")
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "event_id", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "event_id", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    policy = RESOURCES["DedupTablePolicy"]
+    assert policy["Condition"] == "DedupEnabled"
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == list(dedup.IAM_ACTIONS)
+    assert statement["Resource"] == [{"Fn::GetAtt": ["DedupTable", "Arn"]}]
+
+
+def test_dedup_remembers_an_event_longer_than_it_can_be_redelivered():
+    longest_event_age = max(r["Properties"]["MaximumEventAgeInSeconds"] for r in RESOURCES.values()
+                            if r.get("Type") == "AWS::Lambda::EventInvokeConfig")
+    assert dedup.DEFAULT_TTL_DAYS * 86400 > EVENTBRIDGE_RETRY_SECONDS + longest_event_age
+
+
+# -- the real chalice package, merged, and cfn-lint --------------------------------------------
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("merged")
+    project = copy_project(tmp / "project")
+    out = tmp / "out"
+    run_chalice(project, "package", "--stage", "prod", "--merge-template", "deploy/merge-template.json", str(out),
+                env=chalice_env())
+    return out / "sam.json"
+
+
+def test_the_merged_template_passes_cfn_lint(merged):
+    cfn_lint(merged)  # raises with cfn-lint's findings
+
+
+def test_every_packaged_function_got_its_dead_letter_path_alarm_and_table(merged):
+    resources = json.loads(merged.read_text())["Resources"]
+    functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+    assert sorted(functions) == sorted(function_id(h) for h in app.handler_map)
+    for f, function in functions.items():
+        handler = function["Properties"]["Handler"].removeprefix("app.")
+        assert f"{f}EventInvokeConfig" in resources and f"{f}ErrorsAlarm" in resources, what_to_add(handler)
+        assert resources[f"{f}EventInvokeConfig"]["Properties"]["FunctionName"] == {"Ref": f}
+        assert resources[f"{f}ErrorsAlarm"]["Properties"]["Dimensions"][0]["Value"] == {"Ref": f}
+        assert function["Properties"]["Role"] == {"Fn::GetAtt": [f"{f}Role", "Arn"]}
+        assert resources[f"{f}Role"]["Type"] == "AWS::IAM::Role"
+        variables = function["Properties"]["Environment"]["Variables"]
+        # chalice's stage variables are kept, the table is added (to the event handlers).
+        assert variables["SLACK_BOT_TOKEN_PARAM"] == "/batch-notify/prod/slack-bot-token"
+        if handler in EVENT_HANDLERS:
+            assert variables[dedup.TABLE] == {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}
+        else:
+            assert dedup.TABLE not in variables
