@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Optional
 
+from chalicelib.event import as_int, as_text, as_utc_datetime
+
 # A queue of 100,000 jobs a day would take 1,000 ListJobs pages: more than a Lambda
 # invocation should spend. Past this many jobs a listing stops and says it was cut.
 MAX_JOBS_PER_LISTING = 10_000
@@ -47,24 +49,6 @@ def reset() -> None:
     global _client
     with _client_lock:
         _client = None
-
-
-def _int(value: Any) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) and value else None
-
-
-def _epoch_ms(value: Any) -> Optional[datetime]:
-    millis = _int(value)
-    if millis is None or millis <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def to_epoch_ms(moment: datetime) -> int:
@@ -103,14 +87,14 @@ class JobSummary:
             return value if isinstance(value, Mapping) else {}
 
         return cls(
-            queue=queue, job_id=_text(raw.get("jobId")), name=_text(raw.get("jobName")),
-            status=_text(raw.get("status")), status_reason=_text(raw.get("statusReason")),
-            created_at=_epoch_ms(raw.get("createdAt")), started_at=_epoch_ms(raw.get("startedAt")),
-            stopped_at=_epoch_ms(raw.get("stoppedAt")), exit_code=_int(part("container").get("exitCode")),
-            container_reason=_text(part("container").get("reason")),
-            array_size=_int(part("arrayProperties").get("size")),
-            array_index=_int(part("arrayProperties").get("index")),
-            node_index=_int(part("nodeProperties").get("nodeIndex")),
+            queue=queue, job_id=as_text(raw.get("jobId")), name=as_text(raw.get("jobName")),
+            status=as_text(raw.get("status")), status_reason=as_text(raw.get("statusReason")),
+            created_at=as_utc_datetime(raw.get("createdAt")), started_at=as_utc_datetime(raw.get("startedAt")),
+            stopped_at=as_utc_datetime(raw.get("stoppedAt")), exit_code=as_int(part("container").get("exitCode")),
+            container_reason=as_text(part("container").get("reason")),
+            array_size=as_int(part("arrayProperties").get("size")),
+            array_index=as_int(part("arrayProperties").get("index")),
+            node_index=as_int(part("nodeProperties").get("nodeIndex")),
         )
 
     @property
@@ -155,7 +139,7 @@ def list_queue_names(client: Any) -> list[str]:
     names = []
     for page in client.get_paginator("describe_job_queues").paginate():
         for queue in page.get("jobQueues", []):
-            name = _text(queue.get("jobQueueName"))
+            name = as_text(queue.get("jobQueueName"))
             if name and queue.get("jobQueueType") not in _NOT_LISTABLE_QUEUE_TYPES:
                 names.append(name)
     return sorted(set(names))

@@ -34,17 +34,20 @@ def _sequence(value: Any) -> Sequence[Any]:
     return value if isinstance(value, (list, tuple)) else ()
 
 
-def _text(value: Any) -> Optional[str]:
+def as_text(value: Any) -> Optional[str]:
+    """A non-empty string, or ``None`` for anything else (absent, empty, another type)."""
     return value if isinstance(value, str) and value else None
 
 
-def _int(value: Any) -> Optional[int]:
-    # bool is an int in Python; a JSON true is not an exit code.
+def as_int(value: Any) -> Optional[int]:
+    """An integer, or ``None`` (a JSON ``true`` is not an exit code)."""
+    # bool is an int in Python.
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _epoch_ms(value: Any) -> Optional[datetime]:
-    millis = _int(value)
+def as_utc_datetime(value: Any) -> Optional[datetime]:
+    """Epoch milliseconds (as Batch writes times) as an aware UTC datetime, or ``None``."""
+    millis = as_int(value)
     if millis is None or millis <= 0:
         return None
     try:
@@ -76,19 +79,19 @@ class ContainerView:
 
     @property
     def exit_code(self) -> Optional[int]:
-        return _int(self._raw.get("exitCode"))
+        return as_int(self._raw.get("exitCode"))
 
     @property
     def reason(self) -> Optional[str]:
-        return _text(self._raw.get("reason"))
+        return as_text(self._raw.get("reason"))
 
     @property
     def log_stream_name(self) -> Optional[str]:
-        return _text(self._raw.get("logStreamName"))
+        return as_text(self._raw.get("logStreamName"))
 
     @property
     def log_driver(self) -> Optional[str]:
-        return _text(_mapping(self._raw.get("logConfiguration")).get("logDriver"))
+        return as_text(_mapping(self._raw.get("logConfiguration")).get("logDriver"))
 
     @property
     def log_options(self) -> Mapping[str, str]:
@@ -115,11 +118,11 @@ class AttemptView:
 
     @property
     def started_at(self) -> Optional[datetime]:
-        return _epoch_ms(self._raw.get("startedAt"))
+        return as_utc_datetime(self._raw.get("startedAt"))
 
     @property
     def stopped_at(self) -> Optional[datetime]:
-        return _epoch_ms(self._raw.get("stoppedAt"))
+        return as_utc_datetime(self._raw.get("stoppedAt"))
 
     @property
     def duration(self) -> Optional[timedelta]:
@@ -127,7 +130,7 @@ class AttemptView:
 
     @property
     def status_reason(self) -> Optional[str]:
-        return _text(self._raw.get("statusReason"))
+        return as_text(self._raw.get("statusReason"))
 
 
 class JobStateChange:
@@ -165,44 +168,44 @@ class JobStateChange:
     # -- envelope ------------------------------------------------------------------------
     @property
     def event_id(self) -> Optional[str]:
-        return _text(self._event.get("id"))
+        return as_text(self._event.get("id"))
 
     @property
     def detail_type(self) -> Optional[str]:
-        return _text(self._event.get("detail-type"))
+        return as_text(self._event.get("detail-type"))
 
     @property
     def region(self) -> Optional[str]:
-        return _text(self._event.get("region"))
+        return as_text(self._event.get("region"))
 
     @property
     def account(self) -> Optional[str]:
-        return _text(self._event.get("account"))
+        return as_text(self._event.get("account"))
 
     @property
     def time(self) -> Optional[str]:
-        return _text(self._event.get("time"))
+        return as_text(self._event.get("time"))
 
     # -- identity --------------------------------------------------------------------------
     @property
     def job_name(self) -> Optional[str]:
-        return _text(self._detail.get("jobName"))
+        return as_text(self._detail.get("jobName"))
 
     @property
     def job_id(self) -> Optional[str]:
-        return _text(self._detail.get("jobId"))
+        return as_text(self._detail.get("jobId"))
 
     @property
     def job_arn(self) -> Optional[str]:
-        return _text(self._detail.get("jobArn"))
+        return as_text(self._detail.get("jobArn"))
 
     @property
     def status(self) -> Optional[str]:
-        return _text(self._detail.get("status"))
+        return as_text(self._detail.get("status"))
 
     @property
     def status_reason(self) -> Optional[str]:
-        return _text(self._detail.get("statusReason"))
+        return as_text(self._detail.get("statusReason"))
 
     @property
     def routing_status(self) -> Optional[str]:
@@ -211,17 +214,17 @@ class JobStateChange:
 
     @property
     def job_queue_name(self) -> Optional[str]:
-        return _arn_resource_name(_text(self._detail.get("jobQueue")))
+        return _arn_resource_name(as_text(self._detail.get("jobQueue")))
 
     @property
     def job_definition(self) -> Optional[str]:
         """``name:revision`` from the job definition ARN."""
-        return _arn_resource_name(_text(self._detail.get("jobDefinition")))
+        return _arn_resource_name(as_text(self._detail.get("jobDefinition")))
 
     @property
     def platform(self) -> Optional[str]:
         """``EC2``, ``FARGATE`` or ``EKS``, as far as the event tells."""
-        capabilities = [c for c in _sequence(self._detail.get("platformCapabilities")) if _text(c)]
+        capabilities = [c for c in _sequence(self._detail.get("platformCapabilities")) if as_text(c)]
         if "eksProperties" in self._detail or "EKS" in capabilities:
             return "EKS"
         return capabilities[0] if capabilities else None
@@ -234,11 +237,11 @@ class JobStateChange:
     # -- array and multi-node -----------------------------------------------------------
     @property
     def array_size(self) -> Optional[int]:
-        return _int(_mapping(self._detail.get("arrayProperties")).get("size"))
+        return as_int(_mapping(self._detail.get("arrayProperties")).get("size"))
 
     @property
     def array_index(self) -> Optional[int]:
-        return _int(_mapping(self._detail.get("arrayProperties")).get("index"))
+        return as_int(_mapping(self._detail.get("arrayProperties")).get("index"))
 
     @property
     def is_array_parent(self) -> bool:
@@ -247,15 +250,15 @@ class JobStateChange:
     @property
     def array_status_summary(self) -> Mapping[str, int]:
         summary = _mapping(_mapping(self._detail.get("arrayProperties")).get("statusSummary"))
-        return {k: v for k, v in summary.items() if _int(v) is not None}
+        return {k: v for k, v in summary.items() if as_int(v) is not None}
 
     @property
     def node_count(self) -> Optional[int]:
-        return _int(_mapping(self._detail.get("nodeProperties")).get("numNodes"))
+        return as_int(_mapping(self._detail.get("nodeProperties")).get("numNodes"))
 
     @property
     def main_node(self) -> Optional[int]:
-        return _int(_mapping(self._detail.get("nodeProperties")).get("mainNode"))
+        return as_int(_mapping(self._detail.get("nodeProperties")).get("mainNode"))
 
     @property
     def is_multinode_parent(self) -> bool:
@@ -263,20 +266,20 @@ class JobStateChange:
 
     @property
     def node_index(self) -> Optional[int]:
-        return _int(_mapping(self._detail.get("nodeDetails")).get("nodeIndex"))
+        return as_int(_mapping(self._detail.get("nodeDetails")).get("nodeIndex"))
 
     # -- timing ---------------------------------------------------------------------------
     @property
     def created_at(self) -> Optional[datetime]:
-        return _epoch_ms(self._detail.get("createdAt"))
+        return as_utc_datetime(self._detail.get("createdAt"))
 
     @property
     def started_at(self) -> Optional[datetime]:
-        return _epoch_ms(self._detail.get("startedAt"))
+        return as_utc_datetime(self._detail.get("startedAt"))
 
     @property
     def stopped_at(self) -> Optional[datetime]:
-        return _epoch_ms(self._detail.get("stoppedAt"))
+        return as_utc_datetime(self._detail.get("stoppedAt"))
 
     @property
     def duration(self) -> Optional[timedelta]:
@@ -300,7 +303,7 @@ class JobStateChange:
 
     @property
     def max_attempts(self) -> Optional[int]:
-        return _int(_mapping(self._detail.get("retryStrategy")).get("attempts"))
+        return as_int(_mapping(self._detail.get("retryStrategy")).get("attempts"))
 
     @property
     def container(self) -> Optional[ContainerView]:
@@ -338,4 +341,4 @@ class JobStateChange:
 
     def missing_fields(self) -> list[str]:
         """Names of the expected ``detail`` fields this event lacks."""
-        return [name for name in EXPECTED_DETAIL_FIELDS if _text(self._detail.get(name)) is None]
+        return [name for name in EXPECTED_DETAIL_FIELDS if as_text(self._detail.get(name)) is None]
