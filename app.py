@@ -11,13 +11,11 @@ import os
 from chalice import Chalice
 
 from chalicelib.critical_running import build_critical_running_message
-from chalicelib.digest import post_daily_digests
 from chalicelib.event import JOB_QUEUE_BLOCKED
 from chalicelib.failure_message import describe_failure
 from chalicelib.messages import build_job_state_message, build_queue_blocked_message
 from chalicelib.notify import notify
-from chalicelib.patterns import job_state_pattern, queue_blocked_pattern
-from chalicelib.stuck import sweep_schedule, sweep_stuck_jobs
+from chalicelib.patterns import job_state_pattern, queue_blocked_pattern, sweep_schedule
 
 app = Chalice(app_name="batch-notify")
 logging.getLogger("batch_notify").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
@@ -54,9 +52,13 @@ DAILY_DIGEST_CRON = "cron(0 9 * * ? *)"  # EventBridge cron, in UTC: 09:00 every
 
 @app.schedule(sweep_schedule(STUCK_SWEEP_MINUTES))
 def on_stuck_job_sweep(event):
+    from chalicelib.stuck import sweep_stuck_jobs  # here, so event handlers' cold starts skip it
+
     sweep_stuck_jobs(event, every_minutes=STUCK_SWEEP_MINUTES)
 
 
 @app.schedule(DAILY_DIGEST_CRON)
 def on_daily_digest(event):
+    from chalicelib.digest import post_daily_digests  # here, so event handlers' cold starts skip it
+
     post_daily_digests(event)

@@ -41,3 +41,17 @@ def queue_blocked_pattern(**detail: Any) -> dict[str, Any]:
     if detail:
         pattern["detail"] = dict(detail)
     return pattern
+
+
+# Sweep intervals that divide the hour: the sweep runs on a grid (":00, :15, :30, :45"), and
+# rounding to the grid absorbs an invocation up to half an interval early or late. Five
+# minutes at least: EventBridge may deliver a scheduled event tens of seconds late.
+SWEEP_MINUTES = (5, 10, 15, 20, 30, 60)
+
+
+def sweep_schedule(minutes: int) -> str:
+    """The EventBridge cron expression that runs the sweep every ``minutes`` on the hour's grid."""
+    if minutes not in SWEEP_MINUTES:
+        raise ValueError(f"the stuck-job sweep runs every {', '.join(map(str, SWEEP_MINUTES))} minutes, "
+                         f"not every {minutes}: pick one that divides the hour")
+    return "cron(0 * * * ? *)" if minutes == 60 else f"cron(0/{minutes} * * * ? *)"

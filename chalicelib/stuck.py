@@ -75,10 +75,6 @@ WAITING_STATUSES = ("RUNNABLE", "STARTING")
 # Escalation: the threshold T, then 4T and 16T (30 min, 2 h, 8 h), then every whole day of age.
 STEP_FACTORS = (1, 4, 16)
 DAILY = timedelta(days=1)
-# Sweep intervals that divide the hour: the sweep runs on a grid (":00, :15, :30, :45"), and
-# rounding to the grid absorbs an invocation up to half an interval early or late. Five
-# minutes at least: EventBridge may deliver a scheduled event tens of seconds late.
-SWEEP_MINUTES = (5, 10, 15, 20, 30, 60)
 # Jobs listed in one message; the rest are counted ("and 12 more").
 MAX_JOBS_SHOWN = 20
 REASON_LIMIT = 500
@@ -86,14 +82,6 @@ NAME_LIMIT = 200
 
 
 # -- the schedule and the steps (pure) -------------------------------------------------------
-
-def sweep_schedule(minutes: int) -> str:
-    """The EventBridge cron expression that runs the sweep every ``minutes`` on the hour's grid."""
-    if minutes not in SWEEP_MINUTES:
-        raise ValueError(f"the stuck-job sweep runs every {', '.join(map(str, SWEEP_MINUTES))} minutes, "
-                         f"not every {minutes}: pick one that divides the hour")
-    return "cron(0 * * * ? *)" if minutes == 60 else f"cron(0/{minutes} * * * ? *)"
-
 
 def sweep_time(moment: datetime, every: timedelta) -> datetime:
     """``moment`` rounded to the nearest point of the sweep's grid (multiples of ``every``).

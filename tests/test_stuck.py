@@ -25,6 +25,7 @@ from app import app
 from chalicelib import batch_api
 from chalicelib.batch_api import JobListing, JobSummary, list_jobs, scheduled_time
 from chalicelib.config import ConfigError, load_scheduled_settings
+from chalicelib.patterns import sweep_schedule
 from chalicelib.routing import parse_route_table
 from chalicelib.stuck import (
     MAX_JOBS_SHOWN,
@@ -35,7 +36,6 @@ from chalicelib.stuck import (
     crossed_step,
     plan_sweep,
     steps_text,
-    sweep_schedule,
     sweep_time,
 )
 from tests.conftest import TEST_CHANNEL
