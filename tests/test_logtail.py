@@ -22,7 +22,7 @@ from chalicelib import logtail
 from chalicelib.config import ConfigError, LogTailSettings, load_log_tail_settings, load_slack_settings
 from chalicelib.event import JobStateChange
 from chalicelib.logtail import MAX_LINE_SCAN, LogTail, fetch_log_tail
-from tests.conftest import load_event
+from tests.conftest import FAKE_AWS_KEY, FAKE_BOT_TOKEN, load_event
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = LogTailSettings(lines=20, timeout=2.0)
@@ -185,9 +185,9 @@ def test_the_client_makes_one_attempt_with_short_timeouts():
 @mock_aws
 def test_secrets_are_masked_before_leaving_the_fetch():
     make_stream([
-        "2024-05-13 02:14:10 INFO connecting as AKIAIOSFODNN7EXAMPLE",
+        f"2024-05-13 02:14:10 INFO connecting as {FAKE_AWS_KEY}",
         "2024-05-13 02:14:11 DEBUG dsn=postgresql://etl:hunter2@warehouse.internal:5432/dw",
-        "2024-05-13 02:14:12 ERROR slack post failed with xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp",
+        f"2024-05-13 02:14:12 ERROR slack post failed with {FAKE_BOT_TOKEN[:-8]}",
         '2024-05-13 02:14:13 ERROR {"password": "hunter2", "user": "etl"}',
     ])
     lines = fetch_log_tail(job(), SETTINGS).lines

@@ -3,10 +3,11 @@
 import pytest
 
 from chalicelib.redact import MASK, RULES, Rule, redact, redact_lines
+from tests.conftest import FAKE_AWS_KEY, FAKE_BOT_TOKEN, FAKE_USER_TOKEN, FAKE_WEBHOOK
 
 # (line as a job might print it, the secret that must disappear, what must stay)
 LEAKS = [
-    ("2024-05-13 02:13:59,120 INFO botocore.credentials: using key AKIAIOSFODNN7EXAMPLE from env",
+    (f"2024-05-13 02:13:59,120 INFO botocore.credentials: using key {FAKE_AWS_KEY} from env",
      "IOSFODNN7EXAMPLE", "using key AKIA[masked] from env"),
     ("assumed role: ASIAY34FZKBOKMUTVV7A (expires 2024-05-13T03:13:59Z)", "Y34FZKBOKMUTVV7A", "ASIA[masked]"),
     ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI",
@@ -15,10 +16,10 @@ LEAKS = [
      'AWS_SECRET_ACCESS_KEY="[masked]"'),
     ('{"Credentials": {"AccessKeyId": "ASIAY34FZKBOKMUTVV7A", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCY", '
      '"SessionToken": "FwoGZXIvYXdzEBYaDHabc/def+ghi=="}}', "wJalrXUtnFEMI", '"SessionToken": "[masked]"'),
-    ("slack post failed: token=xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "AbCdEfGhIjKl", "token="),
-    ("using xoxp-123456789012-123456789012-123456789012-0123456789abcdef0123456789abcdef as user",
+    (f"slack post failed: token={FAKE_BOT_TOKEN}", "AbCdEfGhIjKl", "token="),
+    (f"using {FAKE_USER_TOKEN} as user",
      "0123456789abcdef", "using xoxp-[masked] as user"),
-    ("POST https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX -> 404",
+    (f"POST {FAKE_WEBHOOK} -> 404",
      "XXXXXXXXXXXXXXXX", "https://hooks.slack.com/services/[masked] -> 404"),
     ("requests.get(url, headers={'Authorization': 'Bearer ya29.a0AfH6SMBx-secretvalue'}) took 3.2s",
      "ya29.a0AfH6SMBx", "{'Authorization': '[masked]'}) took 3.2s"),
