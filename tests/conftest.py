@@ -16,6 +16,9 @@ import pytest
 from chalicelib import config, secrets
 from tools.slack_standin import SlackStandIn
 
+# The stubbed AWS Batch (`batch` fixture) of the sweep and digest tests.
+pytest_plugins = ["tests.batch_stub"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "tests" / "events"
 PROD_CHANNEL = "C0123456789"  # the prod stage's SLACK_CHANNEL in .chalice/config.json

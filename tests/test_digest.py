@@ -25,7 +25,7 @@ from chalicelib.digest import (
 )
 from chalicelib.routing import parse_route_table
 from tests.conftest import TEST_CHANNEL, load_event
-from tests.test_stuck import FakeBatch, api_job, api_queue, log_lines, scheduled_event, write_routes
+from tests.batch_stub import api_job, api_queue, log_lines, scheduled_event, write_routes
 from tools.slack_standin import Reply, SlackStandIn, block_kit_errors
 
 UTC = timezone.utc
@@ -202,16 +202,6 @@ def test_a_big_hostile_day_stays_within_slacks_limits():
 
 
 # -- the handler end to end -------------------------------------------------------------------------
-
-@pytest.fixture
-def batch(monkeypatch):
-    from chalicelib import batch_api
-
-    fake = FakeBatch()
-    monkeypatch.setattr(batch_api, "_client", fake.client)
-    with fake.stubber:
-        yield fake
-
 
 @pytest.fixture
 def bot(monkeypatch):
