@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Optional
 
-from chalicelib.event import as_int, as_text, as_utc_datetime
+from chalicelib.event import as_int, as_text, as_utc_datetime, raw_event
 
 # A queue of 100,000 jobs a day would take 1,000 ListJobs pages: more than a Lambda
 # invocation should spend. Past this many jobs a listing stops and says it was cut.
@@ -170,14 +170,18 @@ def list_jobs(client: Any, queue: str, *, statuses: Iterable[str] = (),
     return JobListing(name, tuple(jobs))
 
 
+def utcnow() -> datetime:
+    """Now, in UTC (the sweep and the digest take it as a parameter, so tests can set it)."""
+    return datetime.now(timezone.utc)
+
+
 def scheduled_time(event: Any, fallback: Optional[datetime] = None) -> Optional[datetime]:
     """The ``time`` of a scheduled EventBridge event (when the schedule fired), in UTC.
 
     ``fallback`` when the event has no readable time (a hand-made invocation).
     """
-    to_dict = getattr(event, "to_dict", None)  # a Chalice CloudWatchEvent, or the raw dict
-    raw_event = to_dict() if callable(to_dict) else event
-    raw = raw_event.get("time") if isinstance(raw_event, Mapping) else None
+    raw_dict = raw_event(event)
+    raw = raw_dict.get("time") if isinstance(raw_dict, Mapping) else None
     if not isinstance(raw, str) or not raw.strip():
         return fallback
     try:

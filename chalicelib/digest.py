@@ -18,10 +18,10 @@ The planning and the message are pure (job summaries in, digests and blocks out)
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from slack_sdk.models.blocks import (
@@ -44,9 +44,11 @@ from chalicelib.batch_api import (
     queue_name,
     scheduled_time,
     to_epoch_ms,
+    utcnow,
 )
 from chalicelib.config import ConfigError, scheduled_settings, slack_settings
 from chalicelib.links import batch_job_url
+from chalicelib.logline import log_line
 from chalicelib.messages import SlackMessage, bounded_blocks, format_duration
 from chalicelib.mrkdwn import (
     CONTEXT_TEXT_LIMIT,
@@ -56,10 +58,9 @@ from chalicelib.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
+from chalicelib.notify import post_each
 from chalicelib.routing import RouteTable, route_table
-from chalicelib.slack import PermanentDeliveryError, deliver
 
-log = logging.getLogger("batch_notify")
 
 DIGEST_WINDOW = timedelta(hours=24)
 # Submissions looked at: a job finishing today may have been submitted yesterday.
@@ -289,15 +290,7 @@ class DigestResult:
     routes: tuple[Optional[str], ...] = field(default=())
 
 
-def _log_line(level: int, **fields: Any) -> None:
-    log.log(level, json.dumps({k: v for k, v in fields.items() if v is not None}, default=str))
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def post_daily_digests(event: Any, now: Callable[[], datetime] = _utcnow) -> DigestResult:
+def post_daily_digests(event: Any, now: Callable[[], datetime] = utcnow) -> DigestResult:
     """Post today's digests: one per route that asks for one, or one to the single channel.
 
     Configuration errors raise. A queue that cannot be listed is logged and named in the
@@ -318,7 +311,7 @@ def post_daily_digests(event: Any, now: Callable[[], datetime] = _utcnow) -> Dig
         return _skip("no routing file and DIGEST is not 'on'")
     raw_time = scheduled_time(event)
     if raw_time is None:
-        _log_line(logging.WARNING, digest="daily", warning="the event has no readable 'time'; using the clock")
+        log_line(logging.WARNING, digest="daily", warning="the event has no readable 'time'; using the clock")
     end = digest_time(raw_time or now())
 
     from botocore.exceptions import BotoCoreError, ClientError
@@ -339,8 +332,8 @@ def post_daily_digests(event: Any, now: Callable[[], datetime] = _utcnow) -> Dig
             listing = list_jobs(client, queue, created_after=end - LOOKBACK)
         except (BotoCoreError, ClientError) as error:
             problems[queue_name(queue)] = describe_aws_error(error, "batch:ListJobs")
-            _log_line(logging.ERROR, digest="daily", queue=queue, outcome="failed",
-                      reason=problems[queue_name(queue)])
+            log_line(logging.ERROR, digest="daily", queue=queue, outcome="failed",
+                     reason=problems[queue_name(queue)])
             continue
         if listing.truncated:
             problems[listing.queue] = f"more than {len(listing.jobs)} jobs; the oldest were not looked at"
@@ -352,21 +345,13 @@ def post_daily_digests(event: Any, now: Callable[[], datetime] = _utcnow) -> Dig
                            "see the log lines above")
     digests = plan_digests(listings, end, table, problems)
     region = getattr(getattr(client, "meta", None), "region_name", None)
-    posted, failed = 0, 0
-    for digest in digests:
-        common = {"digest": "daily", "route": digest.route, "finished": len(digest.finished),
-                  "unfinished": len(digest.unfinished)}
-        try:
-            receipt = deliver(build_digest_message(digest, region), slack, channel=digest.channel)
-        except Exception as error:  # one route's failure must not cost the others their digest
-            failed += 1
-            _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
-                      permanent=isinstance(error, PermanentDeliveryError) or None)
-            continue
-        posted += 1
-        _log_line(logging.INFO, **common, outcome="posted", slack_attempts=receipt.attempts)
-    _log_line(logging.INFO, digest="daily", end=end.isoformat(), queues=len(queues), digests=len(digests),
-              posted=posted, failed=failed, unlisted=len(problems) or None)
+    posted, failed = post_each(
+        (({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
+           "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region), digest.channel)
+         for digest in digests),
+        slack)
+    log_line(logging.INFO, digest="daily", end=end.isoformat(), queues=len(queues), digests=len(digests),
+             posted=posted, failed=failed, unlisted=len(problems) or None)
     if failed and not posted:
         raise RuntimeError(f"daily digest of {end:%Y-%m-%d %H:%M} UTC: {failed} digest(s) not posted, none "
                            "posted; see the log lines above")
@@ -375,5 +360,5 @@ def post_daily_digests(event: Any, now: Callable[[], datetime] = _utcnow) -> Dig
 
 
 def _skip(reason: str) -> DigestResult:
-    _log_line(logging.INFO, digest="daily", outcome="skipped", reason=reason)
+    log_line(logging.INFO, digest="daily", outcome="skipped", reason=reason)
     return DigestResult(end=None, reason=reason)

@@ -22,6 +22,12 @@ EXPECTED_DETAIL_FIELDS = ("jobName", "jobId", "jobQueue", "jobDefinition", "stat
 _EMPTY: Mapping[str, Any] = {}
 
 
+def raw_event(event: Any) -> Any:
+    """The raw event dict, whether given a Chalice event object (``to_dict``) or the dict itself."""
+    to_dict = getattr(event, "to_dict", None)
+    return to_dict() if callable(to_dict) else event
+
+
 class NotAJobStateChange(ValueError):
     """The event is not an AWS Batch job state change this app can describe."""
 

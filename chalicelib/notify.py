@@ -7,28 +7,20 @@ token, the webhook URL or the message body.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any, Callable, Literal, Mapping, Optional
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional
 
 from chalicelib import dedup
-from chalicelib.config import ConfigError, slack_settings
-from chalicelib.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange
+from chalicelib.config import ConfigError, SlackSettings, slack_settings
+from chalicelib.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
+from chalicelib.logline import log_line
 from chalicelib.messages import SlackMessage, with_mentions
 from chalicelib.routing import SINGLE_CHANNEL, Decision, route_table
-from chalicelib.slack import deliver
-
-log = logging.getLogger("batch_notify")
+from chalicelib.slack import PermanentDeliveryError, deliver
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
 Outcome = Literal["posted", "skipped"]
-
-
-def raw_event(event: Any) -> Any:
-    """The raw event dict, whether given a Chalice ``CloudWatchEvent`` or the dict itself."""
-    to_dict = getattr(event, "to_dict", None)
-    return to_dict() if callable(to_dict) else event
 
 
 def decide(job: JobStateChange) -> Decision:
@@ -40,10 +32,6 @@ def decide(job: JobStateChange) -> Decision:
         raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
                           "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
     return table.decide(job.job_queue_name, job.job_name, job.routing_status)
-
-
-def _log_line(level: int, **fields: Any) -> None:
-    log.log(level, json.dumps({k: v for k, v in fields.items() if v is not None}, default=str))
 
 
 def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANGE) -> Outcome:
@@ -59,24 +47,24 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
     try:
         job = JobStateChange.from_event(raw, detail_type)
     except NotAJobStateChange as error:
-        _log_line(logging.ERROR, event_id=event_id or "(no id)", outcome="skipped",
-                  reason=f"not a {detail_type} event: {error}")
+        log_line(logging.ERROR, event_id=event_id or "(no id)", outcome="skipped",
+                 reason=f"not a {detail_type} event: {error}")
         return "skipped"
     common = {"event_id": event_id, "job_id": job.job_id, "status": job.routing_status}
     missing = job.missing_fields()
     if missing:
-        _log_line(logging.WARNING, **common, warning=f"detail lacks {', '.join(missing)}; notifying with what is there")
+        log_line(logging.WARNING, **common, warning=f"detail lacks {', '.join(missing)}; notifying with what is there")
     posted_note: Optional[str] = None
     try:
         decision = decide(job)
         if not decision.post:
-            _log_line(logging.INFO, **common, route=decision.route, outcome="skipped", reason=decision.reason)
+            log_line(logging.INFO, **common, route=decision.route, outcome="skipped", reason=decision.reason)
             return "skipped"
         message = with_mentions(build(job), decision.mentions)
         # Claimed last, just before posting, so a claim is held for as short a time as possible.
         if not dedup.claim(event_id or ""):
-            _log_line(logging.INFO, **common, route=decision.route, outcome="skipped",
-                      reason="already posted (a duplicate delivery of this event id)")
+            log_line(logging.INFO, **common, route=decision.route, outcome="skipped",
+                     reason="already posted (a duplicate delivery of this event id)")
             return "skipped"
         try:
             receipt = deliver(message, slack_settings(), channel=decision.channel)
@@ -85,16 +73,16 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
             raise
     except Exception as error:
         # One searchable line naming the event; Lambda logs the traceback and retries.
-        _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
-                  duration_ms=round((time.monotonic() - started) * 1000))
+        log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
+                 duration_ms=round((time.monotonic() - started) * 1000))
         raise
     try:
         dedup.mark_posted(event_id or "")
     except dedup.DedupError as error:
         # Never raise after posting: Lambda's retry would post the message again.
         posted_note = f"posted, but not recorded as posted: {error}"
-    _log_line(logging.INFO, **common, route=decision.route, outcome="posted", slack_attempts=receipt.attempts,
-              duration_ms=round((time.monotonic() - started) * 1000), dedup=posted_note)
+    log_line(logging.INFO, **common, route=decision.route, outcome="posted", slack_attempts=receipt.attempts,
+             duration_ms=round((time.monotonic() - started) * 1000), dedup=posted_note)
     return "posted"
 
 
@@ -103,4 +91,28 @@ def _release_quietly(event_id: str) -> None:
     try:
         dedup.release(event_id)
     except dedup.DedupError as error:
-        log.warning(json.dumps({"event_id": event_id, "dedup": f"claim not released (its lease will end): {error}"}))
+        log_line(logging.WARNING, event_id=event_id, dedup=f"claim not released (its lease will end): {error}")
+
+
+# One message of a scheduled handler: its log fields, how to build it, and its channel.
+ScheduledPost = tuple[Mapping[str, Any], Callable[[], SlackMessage], Optional[str]]
+
+
+def post_each(posts: Iterable[ScheduledPost], settings: SlackSettings) -> tuple[int, int]:
+    """Build and post several messages (the sweep's reports, the digests); return (posted, failed).
+
+    One message's failure is logged and does not cost the others theirs; the caller decides
+    whether to raise (only when nothing went out, so a retry cannot post anything twice).
+    """
+    posted = failed = 0
+    for fields, build, channel in posts:
+        try:
+            receipt = deliver(build(), settings, channel=channel)
+        except Exception as error:
+            failed += 1
+            log_line(logging.ERROR, **fields, outcome="failed", reason=f"{type(error).__name__}: {error}",
+                     permanent=isinstance(error, PermanentDeliveryError) or None)
+            continue
+        posted += 1
+        log_line(logging.INFO, **fields, outcome="posted", slack_attempts=receipt.attempts)
+    return posted, failed

@@ -27,11 +27,11 @@ The planning and the message are pure (job summaries in, reports and blocks out)
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Callable, Iterable, Optional
 
 from slack_sdk.models.blocks import (
@@ -54,9 +54,11 @@ from chalicelib.batch_api import (
     queue_name,
     scheduled_time,
     to_epoch_ms,
+    utcnow,
 )
 from chalicelib.config import ConfigError, scheduled_settings, slack_settings
 from chalicelib.links import batch_job_url
+from chalicelib.logline import log_line
 from chalicelib.messages import SlackMessage, bounded_blocks, format_duration, with_mentions
 from chalicelib.mrkdwn import (
     CONTEXT_TEXT_LIMIT,
@@ -65,10 +67,9 @@ from chalicelib.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
+from chalicelib.notify import post_each
 from chalicelib.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable, route_table
-from chalicelib.slack import PermanentDeliveryError, deliver
 
-log = logging.getLogger("batch_notify")
 
 STUCK = "STUCK"  # the status routes name for the sweep's reports
 WAITING_STATUSES = ("RUNNABLE", "STARTING")
@@ -267,15 +268,7 @@ class SweepResult:
     reason: Optional[str] = None  # why nothing was swept
 
 
-def _log_line(level: int, **fields: Any) -> None:
-    log.log(level, json.dumps({k: v for k, v in fields.items() if v is not None}, default=str))
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime] = _utcnow) -> SweepResult:
+def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime] = utcnow) -> SweepResult:
     """Report the jobs whose wait in RUNNABLE or STARTING crossed a step since the last sweep.
 
     ``every_minutes`` is the schedule's interval (app.py's constant), which is the window.
@@ -297,7 +290,7 @@ def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime]
         return _skip(None, f"no route of {table.source} posts {STUCK}")
     raw_time = scheduled_time(event)
     if raw_time is None:
-        _log_line(logging.WARNING, sweep="stuck", warning="the event has no readable 'time'; using the clock")
+        log_line(logging.WARNING, sweep="stuck", warning="the event has no readable 'time'; using the clock")
     at = sweep_time(raw_time or now(), window)
 
     from botocore.exceptions import BotoCoreError, ClientError
@@ -312,38 +305,28 @@ def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime]
         queues = [q for q in queues if any(route_may_post_stuck(r) and r.covers_queue(queue_name(q))
                                            for r in table.routes)]
     listings: list[JobListing] = []
-    unlisted, failed = 0, 0
+    unlisted = 0
     for queue in queues:
         try:
             listing = list_jobs(client, queue, statuses=WAITING_STATUSES)
         except (BotoCoreError, ClientError) as error:
             unlisted += 1
-            _log_line(logging.ERROR, sweep="stuck", queue=queue, outcome="failed",
-                      reason=describe_aws_error(error, "batch:ListJobs"))
+            log_line(logging.ERROR, sweep="stuck", queue=queue, outcome="failed",
+                     reason=describe_aws_error(error, "batch:ListJobs"))
             continue
         if listing.truncated:
-            _log_line(logging.WARNING, sweep="stuck", queue=queue,
-                      warning=f"more than {len(listing.jobs)} waiting jobs; only the first were looked at")
+            log_line(logging.WARNING, sweep="stuck", queue=queue,
+                     warning=f"more than {len(listing.jobs)} waiting jobs; only the first were looked at")
         listings.append(listing)
     plan = plan_sweep(listings, at, window, timedelta(minutes=settings.stuck_after_minutes), table)
     region = getattr(getattr(client, "meta", None), "region_name", None)
-    posted = 0
-    for report in plan.reports:
-        common = {"sweep": "stuck", "queue": report.queue, "route": report.route, "jobs": len(report.jobs)}
-        try:
-            message = with_mentions(build_stuck_message(report, region), report.mentions)
-            receipt = deliver(message, slack, channel=report.channel)
-        except Exception as error:  # one report's failure must not cost the others theirs
-            failed += 1
-            permanent = isinstance(error, PermanentDeliveryError)
-            _log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
-                      permanent=permanent or None)
-            continue
-        posted += 1
-        _log_line(logging.INFO, **common, outcome="posted", slack_attempts=receipt.attempts)
-    _log_line(logging.INFO, sweep="stuck", at=at.isoformat(), window_minutes=every_minutes, queues=len(queues),
-              waiting=plan.waiting, over_threshold=plan.over_threshold, reports=len(plan.reports), posted=posted,
-              failed=failed, unlisted=unlisted or None, skipped=plan.skipped or None)
+    posted, failed = post_each(
+        (({"sweep": "stuck", "queue": report.queue, "route": report.route, "jobs": len(report.jobs)},
+          partial(_report_message, report, region), report.channel) for report in plan.reports),
+        slack)
+    log_line(logging.INFO, sweep="stuck", at=at.isoformat(), window_minutes=every_minutes, queues=len(queues),
+             waiting=plan.waiting, over_threshold=plan.over_threshold, reports=len(plan.reports), posted=posted,
+             failed=failed, unlisted=unlisted or None, skipped=plan.skipped or None)
     # Raise (so Lambda retries the same event, hence the same window) only when nothing went
     # out, so a retry cannot post a report twice, and only for failures a retry may cure: every
     # report refused, or not one queue listed. One broken queue among many is only logged.
@@ -353,6 +336,10 @@ def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime]
     return SweepResult(at=at, queues=len(queues), posted=posted, failed=failed, unlisted=unlisted)
 
 
+def _report_message(report: StuckReport, region: Optional[str]) -> SlackMessage:
+    return with_mentions(build_stuck_message(report, region), report.mentions)
+
+
 def _skip(at: Optional[datetime], reason: str) -> SweepResult:
-    _log_line(logging.INFO, sweep="stuck", outcome="skipped", reason=reason)
+    log_line(logging.INFO, sweep="stuck", outcome="skipped", reason=reason)
     return SweepResult(at=at, reason=reason)

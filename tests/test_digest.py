@@ -24,8 +24,8 @@ from chalicelib.digest import (
     plan_digests,
 )
 from chalicelib.routing import parse_route_table
-from tests.conftest import TEST_CHANNEL, load_event
 from tests.batch_stub import api_job, api_queue, log_lines, scheduled_event, write_routes
+from tests.conftest import TEST_CHANNEL, load_event
 from tools.slack_standin import Reply, SlackStandIn, block_kit_errors
 
 UTC = timezone.utc
