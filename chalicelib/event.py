@@ -139,6 +139,36 @@ class AttemptView:
         return as_text(self._raw.get("statusReason"))
 
 
+class RetryRule:
+    """One ``retryStrategy.evaluateOnExit`` entry: when a failed attempt is retried or ends the job."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    @property
+    def action(self) -> Optional[str]:
+        """``RETRY`` or ``EXIT`` (Batch accepts any case), upper-cased; ``None`` when absent."""
+        action = as_text(self._raw.get("action"))
+        return action.upper() if action else None
+
+    @property
+    def on_status_reason(self) -> Optional[str]:
+        """Glob (a trailing ``*`` at most) on the attempt's status reason."""
+        return as_text(self._raw.get("onStatusReason"))
+
+    @property
+    def on_reason(self) -> Optional[str]:
+        """Glob on the container's reason."""
+        return as_text(self._raw.get("onReason"))
+
+    @property
+    def on_exit_code(self) -> Optional[str]:
+        """Glob on the exit code, as text (``"137"``, ``"1*"``)."""
+        return as_text(self._raw.get("onExitCode"))
+
+
 class JobStateChange:
     """Read-only view of one job state change event.
 
@@ -310,6 +340,12 @@ class JobStateChange:
     @property
     def max_attempts(self) -> Optional[int]:
         return as_int(_mapping(self._detail.get("retryStrategy")).get("attempts"))
+
+    @property
+    def retry_rules(self) -> tuple[RetryRule, ...]:
+        """The ``retryStrategy.evaluateOnExit`` rules, in order (Batch applies the first match)."""
+        rules = _sequence(_mapping(self._detail.get("retryStrategy")).get("evaluateOnExit"))
+        return tuple(RetryRule(_mapping(rule)) for rule in rules if isinstance(rule, Mapping))
 
     @property
     def container(self) -> Optional[ContainerView]:

@@ -101,6 +101,21 @@ def job_log_url(job: JobStateChange) -> Optional[str]:
     return cloudwatch_logs_url(location) if location is not None else None
 
 
+@dataclass(frozen=True)
+class LogLink:
+    """One CloudWatch Logs console link of a job, with the label its button shows."""
+
+    label: str
+    url: str
+
+
+def job_log_links(job: JobStateChange) -> tuple[LogLink, ...]:
+    """Every CloudWatch Logs link of the job: one for a single-container job, one per container
+    with a CloudWatch stream (labelled by container name) for multi-container ECS jobs."""
+    url = job_log_url(job)
+    return (LogLink("View logs", url),) if url else ()
+
+
 def missing_log_link_reason(job: JobStateChange) -> Optional[str]:
     """Say, for a person, why the job has no CloudWatch Logs link (``None`` when it has one)."""
     if job_log_url(job) is not None:
