@@ -5,11 +5,7 @@ Lambda function's name suffix and its key under ``lambda_functions`` in .chalice
 keep them stable. To add one, see "Add your own handler" in the README.
 """
 
-import logging
-import os
-
-from chalice import Chalice
-
+from chalicelib.application import BatchNotify
 from chalicelib.critical_running import build_critical_running_message
 from chalicelib.event import JOB_QUEUE_BLOCKED
 from chalicelib.failure_message import describe_failure
@@ -17,8 +13,8 @@ from chalicelib.messages import build_job_state_message, build_queue_blocked_mes
 from chalicelib.notify import notify
 from chalicelib.patterns import job_state_pattern, queue_blocked_pattern, sweep_schedule
 
-app = Chalice(app_name="batch-notify")
-logging.getLogger("batch_notify").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+# Chalice, made lenient with malformed envelopes and strict with secrets (chalicelib/application.py).
+app = BatchNotify(app_name="batch-notify")
 
 
 @app.on_cw_event(job_state_pattern("FAILED"))

@@ -3,12 +3,15 @@
 The variables are set per stage in ``.chalice/config.json``. Nothing is read at import time,
 so ``chalice deploy`` / ``chalice package`` can import the app on a laptop with no settings;
 a misconfiguration fails at the first invocation with a message naming the variable to set.
+A value is taken whole or refused (one parser per kind of value, below), never half-read.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Optional, TypeVar
 
@@ -28,6 +31,8 @@ DEFAULT_REQUEST_TIMEOUT = 5.0
 # Well inside the default 60 s lambda_timeout: when Slack is still failing after this,
 # the handler raises and Lambda's asynchronous retry tries again later.
 DEFAULT_DELIVERY_BUDGET = 20.0
+# Ten minutes: more is a typo (milliseconds for seconds), and longer than any Lambda may run.
+MAX_SLACK_SECONDS = 600.0
 
 
 T = TypeVar("T")
@@ -75,17 +80,73 @@ def _secret(env: Mapping[str, str], direct: str, param: str) -> Optional[Secret]
     return None
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = _get(env, name)
+# -- one parser per kind of value: each rule is stated here once -------------------------------
+# Only spaces and tabs around a value are forgiven. A newline or any other character in a number
+# or a choice is a mistake (a pasted line, a YAML block scalar), named rather than half-accepted.
+_SURROUNDING = " \t"
+# Plain ASCII decimals only: float() and int() also take '+5', '1_0', a trailing newline and
+# non-ASCII digits, and float() 'nan', 'inf' and '1e309' (inf). None is how anyone writes seconds.
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_WHOLE = re.compile(r"[0-9]+")
+
+
+def _raw(env: Mapping[str, str], name: str) -> Optional[str]:
+    value = env.get(name, "").strip(_SURROUNDING)
+    return value or None
+
+
+def _invalid(env: Mapping[str, str], name: str, expected: str) -> ConfigError:
+    # The value as given (repr shows a newline), cut short: a variable can hold 128 KiB.
+    value = env.get(name, "")
+    shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}... ({len(value)} characters)"
+    return ConfigError(f"{name}={shown}: {expected}")
+
+
+def number_setting(env: Mapping[str, str], name: str, *, default: float, maximum: float,
+                   unit: str = "seconds") -> float:
+    """The plain decimal number in ``env[name]``, more than 0 and at most ``maximum``; ``default``
+    when unset or empty. Raise :class:`ConfigError` naming ``name`` and the range otherwise."""
+    raw = _raw(env, name)
     if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if not 0 < value <= 600:
-        raise ConfigError(f"{name}={raw!r} must be between 0 and 600 seconds")
+    # fullmatch first, so float() only ever sees digits and one point (no nan, inf or 1e309);
+    # a long run of digits can still overflow to inf, which the range check refuses.
+    value = float(raw) if _DECIMAL.fullmatch(raw) else None
+    if value is None or not 0 < value <= maximum:
+        raise _invalid(env, name, f"expected a number of {unit} more than 0 and at most {maximum:g}, "
+                                  "in plain digits (e.g. 2 or 0.5)")
     return value
+
+
+def whole_number_setting(env: Mapping[str, str], name: str, *, default: int, maximum: int, unit: str,
+                         zero: str = "", maximum_note: str = "") -> int:
+    """The whole number in ``env[name]``, from 0 to ``maximum``; ``default`` when unset or empty.
+    ``zero`` says what 0 means (e.g. "off"). Raise :class:`ConfigError` naming ``name`` and the range."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    # Compare lengths before int(): int() refuses more than 4300 digits with a ValueError.
+    digits = raw.lstrip("0") or "0"
+    value = int(digits) if _WHOLE.fullmatch(raw) and len(digits) <= len(str(maximum)) else None
+    if value is None or not 0 <= value <= maximum:
+        low = f"0 ({zero})" if zero else "0"
+        note = f" ({maximum_note})" if maximum_note else ""
+        raise _invalid(env, name, f"expected a whole number of {unit} from {low} to {maximum}{note}")
+    return value
+
+
+def choice_setting(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """Which of ``choices`` ``env[name]`` names, in any case, spelled as in ``choices``; ``default``
+    when unset or empty. Raise :class:`ConfigError` naming ``name`` and the choices otherwise."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    # isascii(): str.lower() maps some non-ASCII letters onto ASCII ones ('\u212a' -> 'k').
+    wanted = raw.lower() if raw.isascii() else None
+    for choice in choices:
+        if choice.lower() == wanted:
+            return choice
+    raise _invalid(env, name, f"expected one of {', '.join(choices)} (any case)")
 
 
 def load_slack_settings(env: Mapping[str, str]) -> SlackSettings:
@@ -118,8 +179,10 @@ def load_slack_settings(env: Mapping[str, str]) -> SlackSettings:
         secret=token or webhook,  # type: ignore[arg-type]  # one of them is set, checked above
         channel=channel,
         api_url=api_url,
-        request_timeout=_seconds(env, REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT),
-        delivery_budget=_seconds(env, DELIVERY_BUDGET, DEFAULT_DELIVERY_BUDGET),
+        request_timeout=number_setting(env, REQUEST_TIMEOUT, default=DEFAULT_REQUEST_TIMEOUT,
+                                       maximum=MAX_SLACK_SECONDS),
+        delivery_budget=number_setting(env, DELIVERY_BUDGET, default=DEFAULT_DELIVERY_BUDGET,
+                                       maximum=MAX_SLACK_SECONDS),
     )
 
 
@@ -174,23 +237,9 @@ class LogTailSettings:
 
 def load_log_tail_settings(env: Mapping[str, str]) -> LogTailSettings:
     """Validate the log tail settings in ``env``; raise :class:`ConfigError` naming the variable."""
-    raw_lines, raw_timeout = _get(env, LOG_TAIL_LINES), _get(env, LOG_TAIL_TIMEOUT)
-    lines, timeout = DEFAULT_LOG_TAIL_LINES, DEFAULT_LOG_TAIL_TIMEOUT
-    if raw_lines is not None:
-        try:
-            lines = int(raw_lines)
-        except ValueError:
-            raise ConfigError(f"{LOG_TAIL_LINES}={raw_lines!r} is not a whole number of lines (0 turns the tail off)") from None
-        if not 0 <= lines <= MAX_LOG_TAIL_LINES:
-            raise ConfigError(f"{LOG_TAIL_LINES}={raw_lines!r} must be between 0 (off) and {MAX_LOG_TAIL_LINES}")
-    if raw_timeout is not None:
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            raise ConfigError(f"{LOG_TAIL_TIMEOUT}={raw_timeout!r} is not a number of seconds") from None
-        if not 0 < timeout <= MAX_LOG_TAIL_TIMEOUT:  # also rejects nan
-            raise ConfigError(f"{LOG_TAIL_TIMEOUT}={raw_timeout!r} must be more than 0 and at most "
-                              f"{MAX_LOG_TAIL_TIMEOUT:g} seconds")
+    lines = whole_number_setting(env, LOG_TAIL_LINES, default=DEFAULT_LOG_TAIL_LINES, maximum=MAX_LOG_TAIL_LINES,
+                                 unit="lines", zero="the tail is off")
+    timeout = number_setting(env, LOG_TAIL_TIMEOUT, default=DEFAULT_LOG_TAIL_TIMEOUT, maximum=MAX_LOG_TAIL_TIMEOUT)
     return LogTailSettings(lines=lines, timeout=timeout)
 
 
@@ -232,25 +281,35 @@ def _queues(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 def load_scheduled_settings(env: Mapping[str, str]) -> ScheduledSettings:
     """Validate the sweep and digest settings in ``env``; raise :class:`ConfigError` naming the variable."""
-    raw_minutes = _get(env, STUCK_AFTER_MINUTES)
-    minutes = DEFAULT_STUCK_AFTER_MINUTES
-    if raw_minutes is not None:
-        try:
-            minutes = int(raw_minutes)
-        except ValueError:
-            raise ConfigError(f"{STUCK_AFTER_MINUTES}={raw_minutes!r} is not a whole number of minutes "
-                              "(0 turns the stuck-job sweep off)") from None
-        if not 0 <= minutes <= MAX_STUCK_AFTER_MINUTES:
-            raise ConfigError(f"{STUCK_AFTER_MINUTES}={raw_minutes!r} must be between 0 (off) and "
-                              f"{MAX_STUCK_AFTER_MINUTES} (a week)")
-    raw_digest = (_get(env, DIGEST) or "off").lower()
-    if raw_digest not in ("on", "off"):
-        raise ConfigError(f"{DIGEST}={env.get(DIGEST)!r} must be 'on' or 'off'")
+    minutes = whole_number_setting(env, STUCK_AFTER_MINUTES, default=DEFAULT_STUCK_AFTER_MINUTES,
+                                   maximum=MAX_STUCK_AFTER_MINUTES, unit="minutes", zero="the sweep is off",
+                                   maximum_note="a week")
+    digest = choice_setting(env, DIGEST, ("on", "off"), default="off")
     return ScheduledSettings(stuck_after_minutes=minutes, stuck_queues=_queues(env, STUCK_QUEUES),
-                             digest=raw_digest == "on", digest_queues=_queues(env, DIGEST_QUEUES))
+                             digest=digest == "on", digest_queues=_queues(env, DIGEST_QUEUES))
 
 
 @setting
 def scheduled_settings() -> ScheduledSettings:
     """The sweep and digest settings of this container, read from ``os.environ`` once."""
     return load_scheduled_settings(os.environ)
+
+
+# -- Log level (applied by chalicelib/application.py at every invocation) -------------------
+LOG_LEVEL = "LOG_LEVEL"
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
+              "CRITICAL": logging.CRITICAL}
+DEFAULT_LOG_LEVEL = "INFO"
+
+
+def load_log_level(env: Mapping[str, str]) -> int:
+    """The ``logging`` level named by ``LOG_LEVEL`` in ``env`` (any case; default INFO); raise
+    :class:`ConfigError` naming the variable and the accepted names otherwise."""
+    # Names only: a number ("5", "15") is likelier a typo than a wish for a custom level.
+    return LOG_LEVELS[choice_setting(env, LOG_LEVEL, tuple(LOG_LEVELS), default=DEFAULT_LOG_LEVEL)]
+
+
+@setting
+def log_level() -> int:
+    """The log level of this container, read from ``os.environ`` once."""
+    return load_log_level(os.environ)

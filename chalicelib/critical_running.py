@@ -10,7 +10,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, PlainTextObject
 
 from chalicelib.event import JobStateChange
-from chalicelib.messages import SlackMessage, build_job_state_message
+from chalicelib.messages import SlackMessage, bounded_blocks, build_job_state_message
 from chalicelib.mrkdwn import FALLBACK_TEXT_LIMIT, HEADER_TEXT_LIMIT, safe_mrkdwn, safe_plain
 
 
@@ -25,4 +25,5 @@ def build_critical_running_message(job: JobStateChange) -> SlackMessage:
         text=f"{started}Its FAILED or SUCCEEDED message will follow when it ends.")])
     text = ":rotating_light: " + safe_mrkdwn(f"Critical job started: {name} in {job.job_queue_name or 'unknown queue'}",
                                              FALLBACK_TEXT_LIMIT - 20)
-    return SlackMessage(text=text, blocks=(header, *standard.blocks[1:-1], note, standard.blocks[-1]))
+    blocks = (header, *standard.blocks[1:-1], note, standard.blocks[-1])
+    return SlackMessage(text=text, blocks=bounded_blocks(blocks))

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional
 
-from chalicelib.config import ConfigError, setting
+from chalicelib.config import ConfigError, number_setting, setting
 
 TABLE = "NOTIFY_DEDUP_TABLE"
 TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
@@ -54,7 +54,7 @@ DEFAULT_WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 
 # DynamoDB table names: 3 to 255 of letters, digits, '_', '-' and '.'.
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 CLAIMED = "claimed"
 POSTED = "posted"
@@ -96,29 +96,17 @@ class DedupSettings:
     lease_seconds: int
 
 
-def _number(name: str, raw: str, low: float, high: float, unit: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of {unit}") from None
-    if not low < value <= high:  # also rejects nan
-        raise ConfigError(f"{name}={raw!r} must be more than {low:g} and at most {high:g} {unit}")
-    return value
-
-
 def load_dedup_settings(env: Mapping[str, str]) -> Optional[DedupSettings]:
     """Validate the dedup settings in ``env``: None when ``NOTIFY_DEDUP_TABLE`` is unset or
     empty (dedup off); raise :class:`ConfigError` naming the variable when one is wrong."""
     table = env.get(TABLE, "").strip()
     if not table:
         return None
-    if not _TABLE_NAME.match(table):
+    if not _TABLE_NAME.fullmatch(table):
         raise ConfigError(f"{TABLE}={table!r} is not a DynamoDB table name (3 to 255 letters, digits, "
                           "'_', '-' or '.'; the table must be in the function's region)")
-    raw_ttl = env.get(TTL_DAYS, "").strip()
-    ttl_days = _number(TTL_DAYS, raw_ttl, 0, 365, "days") if raw_ttl else DEFAULT_TTL_DAYS
-    raw_lease = env.get(LEASE_SECONDS, "").strip()
-    lease = _number(LEASE_SECONDS, raw_lease, 0, MAX_LEASE_SECONDS, "seconds") if raw_lease else DEFAULT_LEASE_SECONDS
+    ttl_days = number_setting(env, TTL_DAYS, default=DEFAULT_TTL_DAYS, maximum=365, unit="days")
+    lease = number_setting(env, LEASE_SECONDS, default=DEFAULT_LEASE_SECONDS, maximum=MAX_LEASE_SECONDS)
     return DedupSettings(table=table, ttl_seconds=round(ttl_days * 86400), lease_seconds=max(1, round(lease)))
 
 

@@ -8,8 +8,10 @@ message builder shows what is there.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Optional, Sequence
+from functools import cached_property
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 BATCH_SOURCE = "aws.batch"
 JOB_STATE_CHANGE = "Batch Job State Change"
@@ -18,6 +20,10 @@ JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
 # Fields a complete job state change carries; reported when absent so a person can tell a
 # degraded message from a bug.
 EXPECTED_DETAIL_FIELDS = ("jobName", "jobId", "jobQueue", "jobDefinition", "status")
+# The EventBridge envelope every delivered event carries. An event without one was not
+# delivered by EventBridge (a hand-made or truncated payload): it is rejected, not guessed at.
+ENVELOPE_TEXT_FIELDS = ("version", "id", "time", "region", "account")
+ENVELOPE_LIST_FIELDS = ("resources",)
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -40,9 +46,18 @@ def _sequence(value: Any) -> Sequence[Any]:
     return value if isinstance(value, (list, tuple)) else ()
 
 
+# JSON may carry lone surrogates ("\ud800"), which no UTF-8 encoder (a URL, Slack's API) takes.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def as_text(value: Any) -> Optional[str]:
-    """A non-empty string, or ``None`` for anything else (absent, empty, another type)."""
-    return value if isinstance(value, str) and value else None
+    """A non-empty string, or ``None`` for anything else (absent, empty, another type).
+
+    Lone surrogates become U+FFFD here, once, so no consumer meets text it cannot encode.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
 
 
 def as_int(value: Any) -> Optional[int]:
@@ -69,6 +84,10 @@ def _arn_resource_name(arn: Optional[str]) -> Optional[str]:
     return arn.rsplit("/", 1)[-1] or None
 
 
+def _named(containers: Sequence["ContainerView"], name: str) -> Optional["ContainerView"]:
+    return next((c for c in containers if c.name == name), None)
+
+
 def _span(start: Optional[datetime], stop: Optional[datetime]) -> Optional[timedelta]:
     if start is None or stop is None or stop < start:
         return None
@@ -76,16 +95,42 @@ def _span(start: Optional[datetime], stop: Optional[datetime]) -> Optional[timed
 
 
 class ContainerView:
-    """The container part of a job or of one attempt (EC2, Fargate, or an EKS container)."""
+    """One container of a job or of one attempt: EC2 or Fargate, an EKS pod's container, or
+    one container of a multi-container (``ecsProperties``) task.
 
-    __slots__ = ("_raw",)
+    ``definition`` is the job-level entry of the same container: an attempt's containers carry
+    only what happened (exit code, reason, stream), so their name, ``essential`` flag and log
+    configuration come from there.
+    """
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    __slots__ = ("_raw", "_definition")
+
+    def __init__(self, raw: Mapping[str, Any], definition: Mapping[str, Any] = _EMPTY) -> None:
         self._raw = raw
+        self._definition = definition
+
+    @property
+    def name(self) -> Optional[str]:
+        """The container's name (multi-container and EKS jobs; single-container jobs have none)."""
+        return as_text(self._raw.get("name")) or as_text(self._definition.get("name"))
+
+    @property
+    def essential(self) -> bool:
+        """Whether the task stops when this container stops; omitted means essential (ECS)."""
+        for source in (self._raw, self._definition):
+            flag = source.get("essential")
+            if isinstance(flag, bool):
+                return flag
+        return True
 
     @property
     def exit_code(self) -> Optional[int]:
         return as_int(self._raw.get("exitCode"))
+
+    @property
+    def failed(self) -> bool:
+        """It exited with a non-zero code."""
+        return self.exit_code not in (None, 0)
 
     @property
     def reason(self) -> Optional[str]:
@@ -95,32 +140,76 @@ class ContainerView:
     def log_stream_name(self) -> Optional[str]:
         return as_text(self._raw.get("logStreamName"))
 
+    def _log_configuration(self) -> Mapping[str, Any]:
+        own = self._raw.get("logConfiguration")
+        return own if isinstance(own, Mapping) else _mapping(self._definition.get("logConfiguration"))
+
     @property
     def log_driver(self) -> Optional[str]:
-        return as_text(_mapping(self._raw.get("logConfiguration")).get("logDriver"))
+        return as_text(self._log_configuration().get("logDriver"))
 
     @property
     def log_options(self) -> Mapping[str, str]:
-        options = _mapping(_mapping(self._raw.get("logConfiguration")).get("options"))
-        return {k: v for k, v in options.items() if isinstance(v, str)}
+        options = _mapping(self._log_configuration().get("options"))
+        return {key: text for key, text in ((as_text(k), as_text(v)) for k, v in options.items()) if key and text}
+
+
+def _task_containers(task_properties: Any) -> Iterator[Mapping[str, Any]]:
+    """The container entries of ``taskProperties[].containers[]`` (ECS multi-container shapes)."""
+    for task in _sequence(task_properties):
+        for container in _sequence(_mapping(task).get("containers")):
+            if isinstance(container, Mapping):
+                yield container
+
+
+def principal_container(containers: Sequence[ContainerView]) -> Optional[ContainerView]:
+    """The container that speaks for a task: the first essential one that failed, else the first
+    essential one, else the first that failed, else the first.
+
+    A non-essential sidecar can fail without stopping the task, so it never decides the job's
+    exit code while an essential container is there to do it.
+    """
+    essential = [c for c in containers if c.essential]
+    for group in (essential, list(containers)):
+        for container in group:
+            if container.failed:
+                return container
+        if group:
+            return group[0]
+    return None
 
 
 class AttemptView:
     """One entry of ``attempts`` (ECS-based jobs) or ``eksAttempts`` (EKS jobs)."""
 
-    __slots__ = ("_raw",)
+    # __dict__ holds the cached properties.
+    __slots__ = ("_raw", "_definitions", "__dict__")
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    def __init__(self, raw: Mapping[str, Any],
+                 definitions: Optional[Mapping[Optional[str], Mapping[str, Any]]] = None) -> None:
         self._raw = raw
+        # The job's own container entries by name (None: the single container of a classic job).
+        self._definitions = definitions or {}
 
-    @property
-    def container(self) -> ContainerView:
+    @cached_property
+    def containers(self) -> tuple[ContainerView, ...]:
+        """Every container of the attempt: the one ``container``, the task's ``containers`` of a
+        multi-container job, or the pod's containers of an EKS job."""
         container = self._raw.get("container")
         if isinstance(container, Mapping):
-            return ContainerView(container)
-        # EKS attempts list their pod's containers; the first is the job's main container.
-        containers = _sequence(self._raw.get("containers"))
-        return ContainerView(_mapping(containers[0]) if containers else _EMPTY)
+            return (ContainerView(container, self._definitions.get(None, _EMPTY)),)
+        raw = [*_task_containers(self._raw.get("taskProperties"))]
+        # EKS attempts list their pod's containers directly.
+        raw += [c for c in _sequence(self._raw.get("containers")) if isinstance(c, Mapping)]
+        return tuple(ContainerView(c, self._definition_of(as_text(c.get("name")))) for c in raw)
+
+    def _definition_of(self, name: Optional[str]) -> Mapping[str, Any]:
+        return self._definitions.get(name, _EMPTY) if name is not None else _EMPTY
+
+    @cached_property
+    def container(self) -> ContainerView:
+        """The attempt's container; for several, the essential one (or the first that failed)."""
+        return principal_container(self.containers) or ContainerView(_EMPTY)
 
     @property
     def started_at(self) -> Optional[datetime]:
@@ -169,6 +258,36 @@ class RetryRule:
         return as_text(self._raw.get("onExitCode"))
 
 
+def envelope_problems(event: Mapping[str, Any]) -> list[str]:
+    """What is wrong with an event's EventBridge envelope, one entry per field (empty: nothing).
+
+    ``version``, ``id``, ``time``, ``region`` and ``account`` must be non-empty strings and
+    ``resources`` a list, as EventBridge always delivers them.
+    """
+    problems = []
+    for name in ENVELOPE_TEXT_FIELDS:
+        if name not in event:
+            problems.append(f"{name!r} is missing")
+        elif as_text(event[name]) is None:
+            problems.append(f"{name!r} is {_describe(event[name])}, expected a non-empty string")
+    for name in ENVELOPE_LIST_FIELDS:
+        if name not in event:
+            problems.append(f"{name!r} is missing")
+        elif not isinstance(event[name], list):
+            problems.append(f"{name!r} is {_describe(event[name])}, expected a list")
+    return problems
+
+
+def _describe(value: Any) -> str:
+    """A value's JSON kind for an error message; never the value itself (it is untrusted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "a string" if value else "an empty string"
+    kind = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return kind.get(type(value), f"a {type(value).__name__}")
+
+
 class JobStateChange:
     """Read-only view of one job state change event.
 
@@ -176,7 +295,8 @@ class JobStateChange:
     Properties return ``None`` when the event does not say.
     """
 
-    __slots__ = ("_event", "_detail")
+    # __dict__ holds the cached properties: a message reads the containers many times.
+    __slots__ = ("_event", "_detail", "__dict__")
 
     def __init__(self, event: Mapping[str, Any]) -> None:
         self._event = event
@@ -187,10 +307,15 @@ class JobStateChange:
         """Wrap a raw EventBridge event, or raise :class:`NotAJobStateChange` saying why.
 
         ``detail_type`` is the kind of Batch event expected; ``Batch Job Queue Blocked``
-        events describe a job too (the one blocking its queue) and share this view.
+        events describe a job too (the one blocking its queue) and share this view. The
+        envelope must be complete (:func:`envelope_problems`): the error names every field
+        that is missing or of the wrong type.
         """
         if not isinstance(event, Mapping):
             raise NotAJobStateChange(f"event is a {type(event).__name__}, not a JSON object")
+        problems = envelope_problems(event)
+        if problems:
+            raise NotAJobStateChange("malformed EventBridge envelope: " + "; ".join(problems))
         source, actual_type = event.get("source"), event.get("detail-type")
         if source != BATCH_SOURCE or actual_type != detail_type:
             raise NotAJobStateChange(
@@ -268,7 +393,7 @@ class JobStateChange:
     @property
     def tags(self) -> Mapping[str, str]:
         tags = _mapping(self._detail.get("tags"))
-        return {k: v for k, v in tags.items() if isinstance(k, str) and isinstance(v, str)}
+        return {key: text for key, text in ((as_text(k), as_text(v)) for k, v in tags.items()) if key and text}
 
     # -- array and multi-node -----------------------------------------------------------
     @property
@@ -323,19 +448,51 @@ class JobStateChange:
         return _span(self.started_at, self.stopped_at)
 
     @property
+    def ever_started(self) -> bool:
+        """The job, or one of its attempts, started a container.
+
+        Said by ``startedAt`` (the job's or an attempt's, whatever the attempt's shape) or by a
+        log stream: Batch names a container's stream only once it is RUNNING.
+        """
+        if self.started_at is not None or any(attempt.started_at for attempt in self.attempts):
+            return True
+        every = [*self.containers, *(c for attempt in self.attempts for c in attempt.containers)]
+        return any(container.log_stream_name for container in every)
+
+    @property
     def never_started(self) -> bool:
         """A FAILED job that no attempt ever started (image pull error, failed dependency...).
 
         Only inferred from a complete event: a truncated one lacks startedAt for other reasons.
         """
-        return (self.status == "FAILED" and self.started_at is None and not self.is_array_parent
-                and not any(attempt.started_at for attempt in self.attempts) and not self.missing_fields())
+        return (self.status == "FAILED" and not self.is_array_parent and not self.ever_started
+                and not self.missing_fields())
 
-    # -- attempts and container ---------------------------------------------------------
-    @property
+    # -- attempts and containers --------------------------------------------------------
+    @cached_property
+    def _definitions(self) -> Mapping[Optional[str], Mapping[str, Any]]:
+        """The job's own container entries, by name; ``None`` is a classic job's one container.
+
+        An attempt's containers take their name, ``essential`` flag and log configuration from
+        here. A multi-node parent defines its containers per node range; the first range that
+        names a container wins.
+        """
+        definitions: dict[Optional[str], Mapping[str, Any]] = {}
+        container = self._detail.get("container")
+        if isinstance(container, Mapping):
+            definitions[None] = container
+        ranges = _sequence(_mapping(self._detail.get("nodeProperties")).get("nodeRangeProperties"))
+        for ecs in (self._detail.get("ecsProperties"), *(_mapping(r).get("ecsProperties") for r in ranges)):
+            for entry in _task_containers(_mapping(ecs).get("taskProperties")):
+                name = as_text(entry.get("name"))
+                if name is not None:
+                    definitions.setdefault(name, entry)
+        return definitions
+
+    @cached_property
     def attempts(self) -> tuple[AttemptView, ...]:
         raw = _sequence(self._detail.get("attempts")) or _sequence(self._detail.get("eksAttempts"))
-        return tuple(AttemptView(a) for a in raw if isinstance(a, Mapping))
+        return tuple(AttemptView(a, self._definitions) for a in raw if isinstance(a, Mapping))
 
     @property
     def max_attempts(self) -> Optional[int]:
@@ -347,10 +504,26 @@ class JobStateChange:
         rules = _sequence(_mapping(self._detail.get("retryStrategy")).get("evaluateOnExit"))
         return tuple(RetryRule(_mapping(rule)) for rule in rules if isinstance(rule, Mapping))
 
-    @property
-    def container(self) -> Optional[ContainerView]:
+    @cached_property
+    def containers(self) -> tuple[ContainerView, ...]:
+        """The job's containers: its one ``container``, or every container of its
+        ``ecsProperties`` task(s) (multi-container jobs). Empty for EKS jobs and multi-node
+        parents, whose containers are the attempts' (the main node's) or their pods'."""
         container = self._detail.get("container")
-        return ContainerView(container) if isinstance(container, Mapping) else None
+        if isinstance(container, Mapping):
+            return (ContainerView(container),)
+        ecs = _mapping(self._detail.get("ecsProperties"))
+        return tuple(ContainerView(c) for c in _task_containers(ecs.get("taskProperties")))
+
+    @property
+    def is_multi_container(self) -> bool:
+        """Defined with ``ecsProperties`` and more than one container."""
+        return len(self.containers) > 1
+
+    @cached_property
+    def container(self) -> Optional[ContainerView]:
+        """The job's container; for several, the essential one (or the first that failed)."""
+        return principal_container(self.containers)
 
     def _last_attempt_container(self) -> Optional[ContainerView]:
         attempts = self.attempts
@@ -358,6 +531,7 @@ class JobStateChange:
 
     @property
     def exit_code(self) -> Optional[int]:
+        """The exit code of the job's (essential) container, else of its last attempt's."""
         for container in (self.container, self._last_attempt_container()):
             if container is not None and container.exit_code is not None:
                 return container.exit_code
@@ -371,15 +545,28 @@ class JobStateChange:
                 return container.reason
         return None
 
+    def log_container(self, of: Optional[ContainerView] = None) -> Optional[ContainerView]:
+        """The container view that names the log stream of ``of`` (default: the job's
+        (essential) container), or ``None`` when no stream is known.
+
+        The job's own entry if it names a stream, else the same container (by name) in the
+        last attempt that names one: a retried job's top-level stream can be empty.
+        """
+        container = self.container if of is None else of
+        if container is not None and container.log_stream_name:
+            return container
+        name = container.name if container is not None else None
+        for attempt in reversed(self.attempts):
+            candidate = attempt.container if name is None else _named(attempt.containers, name)
+            if candidate is not None and candidate.log_stream_name:
+                return candidate
+        return None
+
     @property
     def log_stream_name(self) -> Optional[str]:
-        """The job's own stream, else the last attempt's that has one; ``None`` if none does."""
-        if self.container is not None and self.container.log_stream_name:
-            return self.container.log_stream_name
-        for attempt in reversed(self.attempts):
-            if attempt.container.log_stream_name:
-                return attempt.container.log_stream_name
-        return None
+        """The stream of the job's (essential) container, else of the last attempt's that has one."""
+        container = self.log_container()
+        return container.log_stream_name if container is not None else None
 
     def missing_fields(self) -> list[str]:
         """Names of the expected ``detail`` fields this event lacks."""

@@ -38,6 +38,11 @@ LOG_LINE_LIMIT = 300
 ATTEMPT_REASON_LIMIT = 150
 # A link longer than this (a huge group or stream name) is left out rather than crowd the section.
 ATTEMPT_URL_LIMIT = 1000
+# An attempt's line without its link; its exit code and reason are the event's, of any size.
+ATTEMPT_TEXT_LIMIT = 300
+# AWS Batch runs at most 10 attempts; an event listing more shows its last 10, so the history
+# cannot crowd the buttons and the context line out of Slack's 50 blocks.
+MAX_ATTEMPTS_SHOWN = 10
 FENCE = "```"
 
 # A backtick followed by another: a zero-width space after it means no three ever touch,
@@ -103,8 +108,10 @@ def _attempt_blocks(job: JobStateChange) -> list[Block]:
         return []
     # Each attempt's own stream, in the job's log group and the log's region.
     location = log_location(job)
-    lines = [_attempt_line(number, attempt, location) for number, attempt in enumerate(attempts, 1)]
-    sections, text = [], "*Attempt history*"
+    first = max(1, len(attempts) - MAX_ATTEMPTS_SHOWN + 1)
+    lines = [_attempt_line(number, attempts[number - 1], location) for number in range(first, len(attempts) + 1)]
+    title = "*Attempt history*" if first == 1 else f"*Attempt history* (last {len(lines)} of {len(attempts)})"
+    sections, text = [], title
     for line in lines:
         # Ten attempts with long links can outgrow one section: continue in another.
         if len(text) + 1 + len(line) > SECTION_TEXT_LIMIT:
@@ -126,10 +133,9 @@ def _attempt_line(number: int, attempt: AttemptView, location: Optional[LogLocat
     reason = attempt.container.reason or attempt.status_reason
     if reason:
         parts.append(safe_mrkdwn(" ".join(reason.split()), ATTEMPT_REASON_LIMIT))
+    text = truncate(f"{number}. " + " · ".join(parts), ATTEMPT_TEXT_LIMIT)
     url = _attempt_log_url(attempt, location)
-    if url:
-        parts.append(f"<{url}|log>")
-    return f"{number}. " + " · ".join(parts)
+    return f"{text} · <{url}|log>" if url else text
 
 
 def _attempt_log_url(attempt: AttemptView, location: Optional[LogLocation]) -> Optional[str]:

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import quote
 
-from chalicelib.event import JobStateChange
+from chalicelib.event import ContainerView, JobStateChange
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 AWSLOGS_DRIVER = "awslogs"
 
 # A region is part of the link's host name: accept only what a real region looks like, so
-# a forged event cannot point a button at another host.
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# a forged event cannot point a button at another host. Always fullmatch: with match and
+# "$", "us-east-1\n" passed. [0-9], not \d, which also matches non-ASCII digits.
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+# Slack's limit for a button's text; a container name can be 255 characters.
+BUTTON_TEXT_LIMIT = 75
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def console_domain(region: str) -> str:
 
 
 def _console_home(region: Optional[str], service: str) -> Optional[str]:
-    if region is None or not _REGION.match(region):
+    if region is None or not _REGION.fullmatch(region):
         return None
     return f"https://{region}.console.{console_domain(region)}/{service}/home?region={region}"
 
@@ -54,20 +57,23 @@ def _console_fragment(value: str) -> str:
     return quote(quote(value, safe=""), safe="").replace("%", "$")
 
 
-def log_location(job: JobStateChange) -> Optional[LogLocation]:
+def log_location(job: JobStateChange, container: Optional[ContainerView] = None) -> Optional[LogLocation]:
     """The CloudWatch Logs stream of the job, or ``None`` when there is none to link to.
 
+    ``container`` picks one container of a multi-container job; by default it is the job's
+    essential container (or the first that failed), the one that decides its exit code. Its
+    own log configuration (``awslogs-group``, ``awslogs-region``, driver) says where it logs.
     ``None`` for jobs that never started a container, EKS jobs and array parents (no stream),
     and for jobs whose log driver is not ``awslogs`` (splunk, fluentd...): never invent a link.
     """
-    stream = job.log_stream_name
-    if stream is None:
+    source = job.log_container(container)
+    if source is None:
         return None
-    container = job.container
-    driver = container.log_driver if container is not None else None
-    if driver is not None and driver != AWSLOGS_DRIVER:
+    stream = source.log_stream_name
+    driver = source.log_driver
+    if stream is None or (driver is not None and driver != AWSLOGS_DRIVER):
         return None
-    options = container.log_options if container is not None else {}
+    options = source.log_options
     region = options.get("awslogs-region") or job.region
     if region is None:
         return None
@@ -110,17 +116,30 @@ class LogLink:
 
 
 def job_log_links(job: JobStateChange) -> tuple[LogLink, ...]:
-    """Every CloudWatch Logs link of the job: one for a single-container job, one per container
-    with a CloudWatch stream (labelled by container name) for multi-container ECS jobs."""
-    url = job_log_url(job)
-    return (LogLink("View logs", url),) if url else ()
+    """Every CloudWatch Logs link of the job: one for a single-container job ("View logs"), one
+    per container with a CloudWatch stream for multi-container ECS jobs ("Logs: app"), in the
+    order the job defines its containers."""
+    if not job.is_multi_container:
+        url = job_log_url(job)
+        return (LogLink("View logs", url),) if url else ()
+    links = []
+    for number, container in enumerate(job.containers, 1):
+        location = log_location(job, container)
+        url = cloudwatch_logs_url(location) if location is not None else None
+        if url:
+            links.append(LogLink(_button_label(f"Logs: {container.name or f'container {number}'}"), url))
+    return tuple(links)
+
+
+def _button_label(text: str) -> str:
+    return text if len(text) <= BUTTON_TEXT_LIMIT else text[:BUTTON_TEXT_LIMIT - 1] + "…"
 
 
 def missing_log_link_reason(job: JobStateChange) -> Optional[str]:
     """Say, for a person, why the job has no CloudWatch Logs link (``None`` when it has one)."""
-    if job_log_url(job) is not None:
+    if job_log_url(job) is not None or job_log_links(job):
         return None
-    container = job.container
+    container = job.log_container() or job.container
     driver = container.log_driver if container is not None else None
     if driver is not None and driver != AWSLOGS_DRIVER:
         return f"Logs go to the {driver} log driver, not CloudWatch Logs."
@@ -131,5 +150,9 @@ def missing_log_link_reason(job: JobStateChange) -> Optional[str]:
     if job.is_multinode_parent:
         return "Multi-node parent: each node has its own log stream."
     if job.log_stream_name is None:
-        return "No log stream: the job did not start a container."
+        # Only a job that never ran is said not to have started: one that ran and names no
+        # stream (a truncated event, a newer shape) is described as just that.
+        if not job.ever_started:
+            return "No log stream: the job did not start a container."
+        return "No log stream: the event names none for the container that ran."
     return "No CloudWatch Logs link: the event's region is not one the console knows."

@@ -50,7 +50,9 @@ def fetch_log_tail(job: JobStateChange, settings: LogTailSettings) -> LogTail:
     """The last ``settings.lines`` log events of a FAILED job's CloudWatch Logs stream.
 
     Only FAILED jobs whose log is in CloudWatch Logs are looked up (``links.log_location``:
-    group, stream and the *log's* region, which can differ from the event's). The call runs
+    group, stream and the *log's* region, which can differ from the event's; for a
+    multi-container job, those of its essential container, or of the first that failed: the
+    one whose exit failed the job, not a sidecar's). The call runs
     in a daemon thread joined with ``settings.timeout``: a hung connection cannot hold the
     notification back, and botocore's own timeouts (one attempt, no retries) end it soon
     after. Never raises.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional, Sequence
 
+from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -18,15 +20,18 @@ from slack_sdk.models.blocks import (
 )
 
 from chalicelib.event import JobStateChange
-from chalicelib.links import batch_job_url, job_log_url, missing_log_link_reason
+from chalicelib.links import batch_job_url, job_log_links, missing_log_link_reason
+from chalicelib.logline import log_line
 from chalicelib.mrkdwn import (
+    BUTTON_TEXT_LIMIT,
+    BUTTON_URL_LIMIT,
     CONTEXT_TEXT_LIMIT,
     FALLBACK_TEXT_LIMIT,
     FIELD_TEXT_LIMIT,
     HEADER_TEXT_LIMIT,
+    MAX_ACTIONS_ELEMENTS,
     MAX_BLOCKS,
     SECTION_TEXT_LIMIT,
-    escape,
     safe_mrkdwn,
     safe_plain,
 )
@@ -62,8 +67,20 @@ class SlackMessage:
     blocks: tuple[Block, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON payload (``text`` + ``blocks``) for chat.postMessage or a webhook."""
-        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+        """The JSON payload (``text`` + ``blocks``) for chat.postMessage or a webhook.
+
+        The builders keep every Slack limit; should one slip (a bug), the block slack-sdk
+        refuses is left out and logged, and the rest still posts: raising here would have
+        Lambda retry an event that can never succeed, and dead-letter it with nothing posted.
+        """
+        blocks = []
+        for block in self.blocks:
+            try:
+                blocks.append(block.to_dict())
+            except SlackObjectFormationError as error:
+                log_line(logging.ERROR, warning="left out a block Slack would refuse (a bug: please report it)",
+                         block=block.type, reason=str(error))
+        return {"text": self.text, "blocks": blocks}
 
 
 def format_duration(duration: Optional[timedelta]) -> Optional[str]:
@@ -83,7 +100,8 @@ def format_duration(duration: Optional[timedelta]) -> Optional[str]:
 
 
 def _field(label: str, value: Optional[str]) -> MarkdownTextObject:
-    shown = safe_mrkdwn(value, FIELD_TEXT_LIMIT - len(label) - 4) if value else f"_{UNKNOWN}_"
+    # Text that is all control or invisible characters shows as unknown too.
+    shown = (safe_mrkdwn(value, FIELD_TEXT_LIMIT - len(label) - 4) if value else "") or f"_{UNKNOWN}_"
     return MarkdownTextObject(text=f"*{label}*\n{shown}")
 
 
@@ -153,22 +171,60 @@ def _text_section(label: str, untrusted: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=prefix + safe_mrkdwn(untrusted, SECTION_TEXT_LIMIT - len(prefix))))
 
 
-def _buttons(job: JobStateChange) -> Optional[ActionsBlock]:
-    links = (("View logs", "view_logs", job_log_url(job)),
-             ("Open in AWS Batch", "open_in_batch", batch_job_url(job.region, job.job_id)))
-    buttons = [ButtonElement(text=label, action_id=action, url=url) for label, action, url in links if url]
-    return ActionsBlock(elements=buttons) if buttons else None
+@dataclass(frozen=True)
+class _Links:
+    """The link buttons of a message, and what was left out of them (said in the context line)."""
+
+    actions: Optional[ActionsBlock]
+    left_out: tuple[str, ...]
 
 
-def _context(job: JobStateChange) -> ContextBlock:
-    parts = [f"Job ID `{job.job_id or UNKNOWN}`", job.region or "unknown region",
-             f"account {job.account or UNKNOWN}"]
+def _links(job: JobStateChange) -> _Links:
+    """The job's link buttons: its log stream(s), then its AWS Batch page.
+
+    The one place a URL becomes a button, so the one place Slack's button limits are kept.
+    """
+    log_links = job_log_links(job)
+    # Slack shows at most 25 elements in an actions block; the AWS Batch page keeps its place.
+    shown_logs = log_links[: MAX_ACTIONS_ELEMENTS - 1]
+    links = [(link.label, "view_logs" if i == 0 else f"view_logs_{i + 1}", link.url)
+             for i, link in enumerate(shown_logs)]
+    batch_url = batch_job_url(job.region, job.job_id)
+    if batch_url:
+        links.append(("Open in AWS Batch", "open_in_batch", batch_url))
+    buttons: list[ButtonElement] = []
+    too_long: list[str] = []
+    for label, action_id, url in links:
+        # A label can name a container, written by whoever defined the job.
+        text = safe_plain(label, BUTTON_TEXT_LIMIT) or "View logs"
+        # A huge job id, group or stream name (encoded twice, it grows about 3x) makes a URL
+        # Slack refuses, and with it the whole message: leave that button out and say so.
+        if len(url) > BUTTON_URL_LIMIT:
+            too_long.append(text)
+        else:
+            buttons.append(ButtonElement(text=text, action_id=action_id, url=url))
+    left_out = []
+    if too_long:
+        left_out.append(f"{', '.join(too_long)} link{'s' if len(too_long) > 1 else ''} left out: too long for Slack.")
+    if len(log_links) > len(shown_logs):
+        left_out.append(f"{len(log_links) - len(shown_logs)} more log links left out: "
+                        f"Slack shows at most {MAX_ACTIONS_ELEMENTS} buttons.")
+    return _Links(ActionsBlock(elements=buttons) if buttons else None, tuple(left_out))
+
+
+def _context(job: JobStateChange, left_out: Sequence[str] = ()) -> ContextBlock:
+    # Each part bounded on its own, so a huge job id does not push the region and account out.
+    parts = [f"Job ID `{safe_mrkdwn(job.job_id or UNKNOWN, 1000)}`",
+             safe_mrkdwn(job.region or "unknown region", 100), f"account {safe_mrkdwn(job.account or UNKNOWN, 100)}"]
     if job.time:
-        parts.append(job.time)
-    elements = [MarkdownTextObject(text=safe_mrkdwn(" · ".join(parts), CONTEXT_TEXT_LIMIT))]
+        parts.append(safe_mrkdwn(job.time, 100))
+    elements = [MarkdownTextObject(text=" · ".join(parts))]
     gap = missing_log_link_reason(job)
     if gap:
-        elements.append(MarkdownTextObject(text=escape(gap)))
+        # The reason can quote the job's own log driver name: untrusted, any length.
+        elements.append(MarkdownTextObject(text=safe_mrkdwn(gap, CONTEXT_TEXT_LIMIT)))
+    if left_out:
+        elements.append(MarkdownTextObject(text=safe_mrkdwn(" ".join(left_out), CONTEXT_TEXT_LIMIT)))
     return ContextBlock(elements=elements)
 
 
@@ -195,10 +251,10 @@ def build_job_state_message(job: JobStateChange) -> SlackMessage:
         emoji=True,
     ))
     blocks: list[Block] = [header, SectionBlock(fields=_fields(job)), *_reason_sections(job)]
-    actions = _buttons(job)
-    if actions is not None:
-        blocks.append(actions)
-    blocks.append(_context(job))
+    links = _links(job)
+    if links.actions is not None:
+        blocks.append(links.actions)
+    blocks.append(_context(job, links.left_out))
     return SlackMessage(text=fallback_text(job), blocks=bounded_blocks(blocks))
 
 
@@ -219,10 +275,10 @@ def build_queue_blocked_message(job: JobStateChange) -> SlackMessage:
     blocks: list[Block] = [header, SectionBlock(fields=fields)]
     if job.status_reason:
         blocks.append(_text_section("Why", job.status_reason))
-    actions = _buttons(job)
-    if actions is not None:
-        blocks.append(actions)
-    blocks.append(_context(job))
+    links = _links(job)
+    if links.actions is not None:
+        blocks.append(links.actions)
+    blocks.append(_context(job, links.left_out))
     line = f"Job queue {queue} is blocked by {job.job_name or job.job_id or UNKNOWN}"
     if job.status_reason:
         line += f": {job.status_reason}"
@@ -246,7 +302,15 @@ def with_mentions(message: SlackMessage, mentions: Sequence[str]) -> SlackMessag
     """
     if not mentions:
         return message
-    cc = " ".join(mention_markup(m) for m in mentions)
+    # Whole mentions only (half a "<@U...>" is garbage), as many as one section holds.
+    markups: list[str] = []
+    room = SECTION_TEXT_LIMIT - len("cc")
+    for markup in map(mention_markup, mentions):
+        room -= 1 + len(markup)
+        if room < 0:
+            break
+        markups.append(markup)
+    cc = " ".join(markups)
     section = SectionBlock(text=MarkdownTextObject(text=f"cc {cc}"))
     blocks = (message.blocks[0], section, *message.blocks[1:])
     return SlackMessage(text=f"{cc} {message.text}", blocks=bounded_blocks(blocks))

@@ -43,13 +43,14 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
     """
     started = time.monotonic()
     raw = raw_event(event)
-    event_id: Optional[str] = raw.get("id") if isinstance(raw, Mapping) else None
     try:
         job = JobStateChange.from_event(raw, detail_type)
     except NotAJobStateChange as error:
-        log_line(logging.ERROR, event_id=event_id or "(no id)", outcome="skipped",
+        log_line(logging.ERROR, event_id=_id_for_log(raw), outcome="skipped",
                  reason=f"not a {detail_type} event: {error}")
         return "skipped"
+    # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
+    event_id = job.event_id
     common = {"event_id": event_id, "job_id": job.job_id, "status": job.routing_status}
     missing = job.missing_fields()
     if missing:
@@ -84,6 +85,18 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
     log_line(logging.INFO, **common, route=decision.route, outcome="posted", slack_attempts=receipt.attempts,
              duration_ms=round((time.monotonic() - started) * 1000), dedup=posted_note)
     return "posted"
+
+
+# An id from a rejected envelope is shown for searching, never trusted: bounded, any type.
+_LOGGED_ID_LIMIT = 200
+
+
+def _id_for_log(raw: Any) -> str:
+    event_id = raw.get("id") if isinstance(raw, Mapping) else None
+    if event_id is None or event_id == "":
+        return "(no id)"
+    text = event_id if isinstance(event_id, str) else repr(event_id)
+    return text[:_LOGGED_ID_LIMIT]
 
 
 def _release_quietly(event_id: str) -> None:

@@ -15,6 +15,8 @@ import fnmatch
 import json
 import os
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -30,9 +32,16 @@ _ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses",
                "digest"}
 DIGEST_ONLY = "only"
 _MATCH_KEYS = {"queue", "job", "status"}
-# U/W: users, S: user groups; "here" and "channel" for the @-everyone kinds.
-_MENTION = re.compile(r"^(?:[UWS][A-Z0-9]{2,}|here|channel)$")
-_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79})$")
+# U/W: users, S: user groups; "here" and "channel" for the @-everyone kinds. Always fullmatch():
+# with match() and "$", "C0123456789\n" passed and reached Slack as a channel that is not there.
+_MENTION = re.compile(r"[UWS][A-Z0-9]{2,}|here|channel")
+_CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79}")
+# A routing file is a page or two; a bigger one is the wrong file (a log, a dump), and reading it
+# whole would spend the function's memory before any check could say so.
+MAX_FILE_BYTES = 1024 * 1024
+# Integers in the file are minutes (at most 10080); int() of a longer digit string only costs
+# time, and past 4300 digits raises a ValueError of its own.
+_MAX_INT_DIGITS = 20
 
 
 class RoutesError(ConfigError):
@@ -129,21 +138,83 @@ class RouteTable:
 def load_route_table(path: Path) -> RouteTable:
     """Read and validate a routing file; raise :class:`RoutesError` naming what is wrong."""
     try:
-        data = json.loads(path.read_text())
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise RoutesError(f"{path}: cannot read the routing file: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise RoutesError(f"{path}: not valid JSON: {error}") from None
-    return parse_route_table(data, source=str(path))
+        raise RoutesError(f"{path}: cannot read the routing file: {error.strerror or error}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise RoutesError(f"{path}: bigger than {MAX_FILE_BYTES // 1024} KiB: is it the routing file?")
+    try:
+        text = raw.decode("utf-8")  # not the locale's encoding: the Lambda runtime's may be ASCII
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise RoutesError(f"{path}: not UTF-8 text (byte {raw[error.start]:#04x} on line {line})") from None
+    return parse_route_table(parse_json(text, source=str(path)), source=str(path))
+
+
+class _Object(dict[str, Any]):
+    """A JSON object of the file, remembering the keys it gave twice (a plain dict keeps the last
+    silently, so half of what was written would be ignored)."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) < len(pairs):
+        obj.duplicates = tuple(sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1))
+    return obj
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"the number {digits[:_MAX_INT_DIGITS]}... is {len(digits)} characters long")
+    return int(digits)
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")  # json.loads takes NaN and Infinity by default
+
+
+def parse_json(text: str, source: str = "routes") -> Any:
+    """Parse the text of a routing file; raise :class:`RoutesError` naming ``source`` when it is
+    not JSON. Objects remember duplicate keys for :func:`parse_route_table` to name."""
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_constant=_constant)
+    except RecursionError:  # json.loads recurses once per nested [ or {
+        raise RoutesError(f"{source}: not a routing file: nested too deeply") from None
+    except ValueError as error:  # json.JSONDecodeError, or _integer / _constant
+        raise RoutesError(f"{source}: not valid JSON: {error}") from None
+
+
+def _fields(value: Any, where: str, kind: str, allowed: set[str]) -> dict[str, Any]:
+    # Every object a valid file holds (the file, a route, a match) passes here, so no duplicate
+    # key can hide anywhere: any other object is rejected for its type.
+    if not isinstance(value, dict):
+        raise RoutesError(f"{where}: {kind.strip() or 'a route'} must be an object with {_fields_list(allowed)}")
+    duplicates = getattr(value, "duplicates", ())
+    if duplicates:
+        raise RoutesError(f"{where}: {kind}field(s) {list(duplicates)} given more than once (JSON keeps only "
+                          "the last): keep one of each")
+    unknown = set(value) - allowed
+    if unknown:
+        raise RoutesError(f"{where}: unknown {kind}field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    if not isinstance(value.get("description", ""), str):
+        raise RoutesError(f"{where}: {kind}field 'description' must be a string")
+    return value
+
+
+def _fields_list(names: set[str]) -> str:
+    *rest, last = sorted(names)
+    return f"{', '.join(map(repr, rest))} and/or {last!r}" if rest else repr(last)
 
 
 def parse_route_table(data: Any, source: str = "routes") -> RouteTable:
     """Validate already-parsed routing data (see :func:`load_route_table`)."""
+    if isinstance(data, dict):  # first, so a second "routes" is named as such
+        _fields(data, source, "top-level ", {"routes", "description"})
     if not isinstance(data, dict) or not isinstance(data.get("routes"), list) or not data["routes"]:
         raise RoutesError(f'{source}: expected an object {{"routes": [...]}} with at least one route')
-    unknown = set(data) - {"routes", "description"}
-    if unknown:
-        raise RoutesError(f"{source}: unknown top-level field(s) {sorted(unknown)}")
     routes = [_parse_route(raw, i, source) for i, raw in enumerate(data["routes"])]
     names = [r.name for r in routes]
     for name in names:
@@ -165,31 +236,26 @@ def _parse_route(raw: Any, index: int, source: str) -> Route:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RoutesError(f"{where}: 'name' must be a non-empty string")
+    _printable(name, f"{where}: 'name'")
     where = f"{source}: route {name!r}"
-    unknown = set(raw) - _ROUTE_KEYS
-    if unknown:
-        raise RoutesError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_ROUTE_KEYS)}")
-    match = raw.get("match", {})
-    if not isinstance(match, dict):
-        raise RoutesError(f"{where}: 'match' must be an object with 'queue', 'job' and/or 'status'")
-    unknown = set(match) - _MATCH_KEYS
-    if unknown:
-        raise RoutesError(f"{where}: unknown 'match' field(s) {sorted(unknown)}; allowed: {sorted(_MATCH_KEYS)}")
+    _fields(raw, where, "", _ROUTE_KEYS)
+    match = _fields(raw.get("match", {}), where, "'match' ", _MATCH_KEYS)
     queues = _strings(match.get("queue"), f"{where}: 'match.queue'")
     jobs = _strings(match.get("job"), f"{where}: 'match.job'")
     for pattern in (*queues, *jobs):
         if pattern.startswith("arn:"):
             raise RoutesError(f"{where}: {pattern!r} is an ARN; match on names (e.g. 'etl-*')")
+        _printable(pattern, f"{where}: pattern")
     match_statuses = _statuses(match.get("status"), f"{where}: 'match.status'")
     drop = raw.get("drop", False)
     if not isinstance(drop, bool):
         raise RoutesError(f"{where}: 'drop' must be true or false")
     channel = raw.get("channel")
-    if channel is not None and (not isinstance(channel, str) or not _CHANNEL.match(channel)):
+    if channel is not None and (not isinstance(channel, str) or not _CHANNEL.fullmatch(channel)):
         raise RoutesError(f"{where}: 'channel' must be a channel ID like 'C0123456789' (or '#name')")
     mentions = _strings(raw.get("mention"), f"{where}: 'mention'")
     for mention in mentions:
-        if not _MENTION.match(mention):
+        if not _MENTION.fullmatch(mention):
             raise RoutesError(f"{where}: 'mention' {mention!r} is not a Slack user ID (U...), "
                               "user group ID (S...), 'here' or 'channel'")
     statuses = _statuses(raw.get("statuses"), f"{where}: 'statuses'") if "statuses" in raw else None
@@ -218,6 +284,14 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
         raise RoutesError(f"{where} must be a non-empty string or a list of them")
     return tuple(items)
+
+
+def _printable(text: str, where: str) -> None:
+    # Control and invisible characters (a pasted newline, a zero-width space, a bidi mark): no
+    # queue or job name holds one, so a pattern with one could never match, however right it looks.
+    for char in text:
+        if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp"):
+            raise RoutesError(f"{where} {text!r} holds a control or invisible character (U+{ord(char):04X})")
 
 
 def _statuses(value: Any, where: str) -> tuple[str, ...]:

@@ -1,11 +1,13 @@
 """Settings: one mode per stage, a direct value over a parameter, and errors naming the variable."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from chalicelib.config import ConfigError, load_slack_settings
+from chalicelib.config import (ConfigError, load_log_level, load_log_tail_settings, load_scheduled_settings,
+                               load_slack_settings)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +50,57 @@ def test_a_webhook_cannot_pick_a_channel():
 def test_bad_durations_name_the_variable(raw):
     with pytest.raises(ConfigError, match="SLACK_DELIVERY_BUDGET_SECONDS"):
         load_slack_settings({"SLACK_WEBHOOK_URL": "http://x", "SLACK_DELIVERY_BUDGET_SECONDS": raw})
+
+
+@pytest.mark.parametrize("raw", ["1e3", "inf", "nan", "+5", "1_0", "5\n", "0x10"])
+def test_durations_are_plain_digits(raw):
+    with pytest.raises(ConfigError) as error:
+        load_slack_settings({"SLACK_WEBHOOK_URL": "http://x", "SLACK_REQUEST_TIMEOUT_SECONDS": raw})
+    assert str(error.value) == (f"SLACK_REQUEST_TIMEOUT_SECONDS={raw!r}: expected a number of seconds more than 0 "
+                                "and at most 600, in plain digits (e.g. 2 or 0.5)")
+
+
+def test_numbers_may_have_surrounding_spaces_and_a_decimal_point():
+    s = load_slack_settings({"SLACK_WEBHOOK_URL": "http://x", "SLACK_REQUEST_TIMEOUT_SECONDS": " 2.5\t",
+                             "SLACK_DELIVERY_BUDGET_SECONDS": ".5"})
+    assert (s.request_timeout, s.delivery_budget) == (2.5, 0.5)
+    assert load_log_tail_settings({"LOG_TAIL_LINES": "007"}).lines == 7
+
+
+LINES = "expected a whole number of lines from 0 (the tail is off) to 100"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LOG_TAIL_LINES": "1_0"}, f"LOG_TAIL_LINES='1_0': {LINES}"),
+    ({"LOG_TAIL_LINES": "+5"}, f"LOG_TAIL_LINES='+5': {LINES}"),
+    ({"LOG_TAIL_LINES": "5\n"}, f"LOG_TAIL_LINES='5\\n': {LINES}"),
+    ({"LOG_TAIL_TIMEOUT_SECONDS": "1e1"},
+     "LOG_TAIL_TIMEOUT_SECONDS='1e1': expected a number of seconds more than 0 and at most 10, in plain digits"),
+    ({"STUCK_AFTER_MINUTES": "30\n"},
+     "STUCK_AFTER_MINUTES='30\\n': expected a whole number of minutes from 0 (the sweep is off) to 10080 (a week)"),
+    ({"STUCK_AFTER_MINUTES": "3_0"}, "STUCK_AFTER_MINUTES='3_0': expected a whole number of minutes"),
+    ({"DIGEST": "on\n"}, "DIGEST='on\\n': expected one of on, off (any case)"),
+])
+def test_every_number_and_choice_is_taken_whole_or_refused_with_its_range(env, message):
+    load = load_log_tail_settings if any(name.startswith("LOG_TAIL") for name in env) else load_scheduled_settings
+    with pytest.raises(ConfigError) as error:
+        load(env)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("raw, level", [("debug", logging.DEBUG), (" Info ", logging.INFO),
+                                        ("WARNING", logging.WARNING), ("error", logging.ERROR),
+                                        ("Critical\t", logging.CRITICAL), ("", logging.INFO)])
+def test_log_level_is_a_name_in_any_case(raw, level):
+    assert load_log_level({"LOG_LEVEL": raw}) == level
+    assert load_log_level({}) == logging.INFO
+
+
+@pytest.mark.parametrize("raw", ["verbose", "5x", "10", "warn", "debug\n", "\u0131nfo"])
+def test_an_unknown_log_level_names_the_variable_and_the_accepted_names(raw):
+    with pytest.raises(ConfigError) as error:
+        load_log_level({"LOG_LEVEL": raw})
+    assert str(error.value) == f"LOG_LEVEL={raw!r}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)"
 
 
 def test_api_url_gets_a_trailing_slash():

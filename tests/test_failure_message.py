@@ -194,8 +194,8 @@ def test_a_bad_setting_still_notifies_and_says_what_to_fix(monkeypatch):
     monkeypatch.setenv("LOG_TAIL_LINES", "lots")
     blocks = describe_failure(job("ec2_failed")).to_dict()["blocks"]
     assert blocks[-3]["elements"][0]["text"] == (
-        ":page_facing_up: log tail unavailable: LOG_TAIL_LINES='lots' is not a whole number of lines "
-        "(0 turns the tail off)")
+        ":page_facing_up: log tail unavailable: LOG_TAIL_LINES='lots': expected a whole number of lines "
+        "from 0 (the tail is off) to 100")
 
 
 def test_describe_failure_returns_at_the_deadline_and_says_why(monkeypatch):

@@ -23,6 +23,7 @@ from chalicelib.config import ConfigError, LogTailSettings, load_log_tail_settin
 from chalicelib.event import JobStateChange
 from chalicelib.logtail import MAX_LINE_SCAN, LogTail, fetch_log_tail
 from tests.conftest import FAKE_AWS_KEY, FAKE_BOT_TOKEN, load_event
+from tests.hostile_http import HostileServer, drip
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = LogTailSettings(lines=20, timeout=2.0)
@@ -173,6 +174,17 @@ def test_a_server_that_never_answers_is_bounded_over_real_http(monkeypatch):
         server.close()
 
 
+def test_a_dripping_server_cannot_hold_the_tail_past_its_deadline(monkeypatch):
+    """One byte every half second passes every per-read timeout; the deadline is over the whole read."""
+    with HostileServer(drip("body", every=0.5, count=40)) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", server.url)
+        started = time.monotonic()
+        tail = fetch_log_tail(job(), LogTailSettings(lines=20, timeout=1.0))
+        assert time.monotonic() - started < 1.0 + 0.3
+        assert len(server.requests) == 1
+    assert tail.lines == () and tail.note == "log tail unavailable: CloudWatch Logs did not answer within 1s"
+
+
 def test_the_client_makes_one_attempt_with_short_timeouts():
     client = logtail._client("eu-west-1", 2.0)
     config = client.meta.config
@@ -269,3 +281,38 @@ def test_shipped_stages(stage, lines):
         slack = load_slack_settings(env)
         timeout = config["stages"][stage].get("lambda_timeout", config["lambda_timeout"])
         assert settings.timeout + slack.delivery_budget + slack.request_timeout + 10 <= timeout
+
+
+# -- multi-container (ecsProperties) jobs ------------------------------------------------------
+@mock_aws
+def test_a_multi_container_job_tails_its_essential_containers_stream():
+    # ecs_sidecar_failed: the OOM-killed, non-essential telemetry-agent is listed first and has
+    # its own group; the tail is render's, the essential container whose exit failed the job.
+    task = "6c8e0a2b4d6f4e1a9b3c5d7e9f1a3b52"
+    make_stream(["agent: heap exhausted"], group="/batch/telemetry", stream=f"telemetry/telemetry-agent/{task}",
+                region="eu-west-1")
+    make_stream(["frame 0412 rendered", "ERROR missing texture tex/ep07/sc112/hull.exr"], group="/batch/render",
+                stream=f"render/render/{task}", region="eu-west-1")
+    tail = fetch_log_tail(job("ecs_sidecar_failed"), SETTINGS)
+    assert tail.lines == ("frame 0412 rendered", "ERROR missing texture tex/ep07/sc112/hull.exr")
+    assert (tail.location.group, tail.location.stream) == ("/batch/render", f"render/render/{task}")
+
+
+@mock_aws
+def test_a_retried_multi_container_job_tails_the_last_attempts_app_not_the_sidecar():
+    make_stream(["sidecar: replaying sensors"], stream="drive-sim/sidecar/9b1e4d7c0a2f4e3b8c6d5a4f1e2b3c9d")
+    make_stream(["attempt 1 output"], stream="drive-sim/app/3f8a61c2d94e4b07a5e1c6d2b8f90a17")
+    make_stream(["step 118/400", "AssertionError: ego vehicle left the lane"],
+                stream="drive-sim/app/9b1e4d7c0a2f4e3b8c6d5a4f1e2b3c9d")
+    tail = fetch_log_tail(job("ecs_multicontainer_failed"), SETTINGS)
+    assert tail.lines == ("step 118/400", "AssertionError: ego vehicle left the lane")
+
+
+@mock_aws
+def test_a_log_region_with_a_trailing_newline_is_never_called():
+    # "us-east-1\n" passed re.match("^...$"); the log tail must not sign a request for it.
+    event = load_event("custom_log_group_failed")
+    event["detail"]["container"]["logConfiguration"]["options"]["awslogs-region"] = "us-east-1\n"
+    tail = fetch_log_tail(JobStateChange.from_event(event), SETTINGS)
+    assert tail == LogTail(note="log tail unavailable: 'us-east-1\\n' is not an AWS region", location=tail.location)
+    assert logtail._clients == {}

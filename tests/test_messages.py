@@ -7,12 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from slack_sdk.models.blocks import ActionsBlock, HeaderBlock
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, HeaderBlock
 
 from chalicelib.event import JobStateChange, NotAJobStateChange
-from chalicelib.messages import build_job_state_message, build_queue_blocked_message, format_duration, with_mentions
+from chalicelib.messages import (
+    SlackMessage,
+    build_job_state_message,
+    build_queue_blocked_message,
+    format_duration,
+    with_mentions,
+)
 from tests.conftest import event_names, load_event
-from tools.slack_standin import block_kit_errors
+from tools.slack_standin import block_kit_errors, mrkdwn_texts
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 JOB_EVENTS = [n for n in event_names() if n != "job_queue_blocked"]
@@ -20,23 +26,6 @@ JOB_EVENTS = [n for n in event_names() if n != "job_queue_blocked"]
 
 def message_for(name):
     return build_job_state_message(JobStateChange.from_event(load_event(name)))
-
-
-def all_mrkdwn(payload):
-    """Every string Slack parses as mrkdwn in a payload, plus the text fallback."""
-    found = [payload["text"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(payload["blocks"])
-    return found
 
 
 @pytest.mark.parametrize("name", JOB_EVENTS)
@@ -122,11 +111,11 @@ def test_array_parent_summarises_its_children():
 
 def test_hostile_text_pings_nobody_and_links_nowhere():
     payload = message_for("hostile_text_failed").to_dict()
-    for text in all_mrkdwn(payload):
+    for text in mrkdwn_texts(payload):
         # The only '<...>' Slack may parse are ones we wrote ourselves: there are none.
         assert "<" not in text and ">" not in text, text[:200]
         assert not re.search(r"&(?!amp;|lt;|gt;)", text), text[:200]
-    joined = "\n".join(all_mrkdwn(payload))
+    joined = "\n".join(mrkdwn_texts(payload))
     assert "&lt;!channel&gt; deploy broke &amp; &lt;https://evil.example/phish|click here to fix&gt;" in joined
     assert "&lt;!here&gt;" in joined
 
@@ -191,3 +180,91 @@ def test_mentions_go_under_the_header_and_into_the_notification():
         "type": "mrkdwn", "text": "cc <!subteam^S0DATAENG01> <@U0LEAD0001> <!here>"}}
     assert payload["text"].startswith("<!subteam^S0DATAENG01> <@U0LEAD0001> <!here> :x: Job failed")
     assert with_mentions(message_for("ec2_failed"), []) == message_for("ec2_failed")
+
+
+# -- no event can stop its own message --------------------------------------------------
+def message_with(name="ec2_failed", container=(), **detail):
+    """The message for a fixture with ``detail`` keys (and its container's keys) replaced."""
+    event = load_event(name)
+    event["detail"].update(detail)
+    if container is None:  # a multi-container job has its containers under ecsProperties only
+        del event["detail"]["container"], event["detail"]["attempts"]
+    elif container:
+        event["detail"]["container"].update(container)
+        for attempt in event["detail"].get("attempts", []):
+            attempt.get("container", {}).update(container)
+    return build_job_state_message(JobStateChange.from_event(event))
+
+
+def buttons_of(payload):
+    return {e["text"]["text"]: e for b in payload["blocks"] if b["type"] == "actions" for e in b["elements"]}
+
+
+def context_notes(payload):
+    return [e["text"] for e in payload["blocks"][-1]["elements"]]
+
+
+def test_a_log_link_too_long_for_slack_is_left_out_and_said_so():
+    # 512 non-ASCII characters, encoded twice: a URL of over 6,000 characters (Slack takes 3,000).
+    message = message_with(container={"logStreamName": "é/" * 256})
+    payload = message.to_dict()  # slack-sdk validates here: it raised before
+    assert block_kit_errors(payload["blocks"]) == []
+    assert list(buttons_of(payload)) == ["Open in AWS Batch"]
+    assert "View logs link left out: too long for Slack." in context_notes(payload)
+
+
+def test_a_huge_job_id_leaves_out_the_batch_link_but_not_the_rest():
+    payload = message_with(jobId="j" * 4000).to_dict()
+    assert block_kit_errors(payload["blocks"]) == []
+    assert "Open in AWS Batch" not in buttons_of(payload) and "View logs" in buttons_of(payload)
+    ids, note = context_notes(payload)
+    # The id is cut on its own, so the region and account still show.
+    assert ids.endswith("…` · us-east-1 · account 123456789012 · 2024-05-14T02:14:15Z") and len(ids) < 1100
+    assert note == "Open in AWS Batch link left out: too long for Slack."
+
+
+def test_the_missing_log_link_reason_is_bounded_like_any_job_text():
+    payload = message_with("splunk_log_driver_failed", container={"logConfiguration": {"logDriver": "<d>" * 1000}}
+                           ).to_dict()
+    assert block_kit_errors(payload["blocks"]) == []
+    [_, reason] = context_notes(payload)
+    assert reason.startswith("Logs go to the &lt;d&gt;") and len(reason) <= 2000 and reason.endswith("…")
+
+
+def test_bidi_controls_in_job_text_never_reach_slack():
+    payload = message_with(jobName="invoice\u202efdp.exe", statusReason="\u2067<!channel>\u2069 done\u200f").to_dict()
+    rendered = json.dumps(payload, ensure_ascii=False)
+    assert not re.search("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]", rendered)
+    assert payload["blocks"][0]["text"]["text"].endswith("invoicefdp.exe")
+    assert "*Status reason*\n&lt;!channel&gt; done" in rendered.replace("\\n", "\n")
+
+
+def test_a_field_of_only_invisible_characters_shows_as_unknown():
+    fields = [f.text for f in message_with(jobQueue="\u202e\u200b").blocks[1].fields]
+    assert "*Job queue*\n_unknown_" in fields
+
+
+def test_many_containers_get_at_most_slacks_25_buttons_each_with_its_own_action_id():
+    containers = [{"name": f"c{i}-" + "\u202ex" * 100, "essential": i == 0, "exitCode": i,
+                   "logStreamName": f"sim/c{i}/ab12"} for i in range(30)]
+    payload = message_with(container=None, ecsProperties={"taskProperties": [{"containers": containers}]}).to_dict()
+    assert block_kit_errors(payload["blocks"]) == []
+    [actions] = [b for b in payload["blocks"] if b["type"] == "actions"]
+    ids = [e["action_id"] for e in actions["elements"]]
+    assert len(ids) == 25 and len(set(ids)) == 25 and ids[-1] == "open_in_batch"
+    assert all(len(e["text"]["text"]) <= 75 and "\u202e" not in e["text"]["text"] for e in actions["elements"])
+    assert "6 more log links left out: Slack shows at most 25 buttons." in " ".join(context_notes(payload))
+
+
+def test_a_block_slack_sdk_refuses_is_left_out_of_the_payload_not_raised(caplog):
+    good = message_for("ec2_failed")
+    bad = ActionsBlock(elements=[ButtonElement(text="x", action_id="x", url="https://example.com/" + "x" * 3000)])
+    payload = SlackMessage(text=good.text, blocks=(*good.blocks, bad)).to_dict()
+    assert payload["blocks"] == good.to_dict()["blocks"]
+    assert "left out a block Slack would refuse" in caplog.text
+
+
+def test_mentions_that_do_not_fit_one_section_are_left_out_whole():
+    message = with_mentions(message_for("ec2_failed"), [f"U{i:09d}" for i in range(500)])
+    cc = message.to_dict()["blocks"][1]["text"]["text"]
+    assert len(cc) <= 3000 and cc.endswith(">") and cc.startswith("cc <@U000000000> <@U000000001>")

@@ -48,3 +48,34 @@ def test_truncate_does_not_end_on_a_zero_width_joiner():
 def test_safe_plain_bounds_without_escaping():
     assert safe_plain("a < b", 150) == "a < b"
     assert len(safe_plain("y" * 500, 150)) == 150
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_bidi_controls_are_removed_so_text_shows_in_the_order_it_is_written():
+    # "invoice<RLO>fdp.exe" would show as "invoiceexe.pdf"; without the override, as written.
+    assert escape("invoice\u202efdp.exe") == "invoicefdp.exe"
+    assert escape(f"a{BIDI_CONTROLS}b") == "ab"
+    assert safe_plain(f"a{BIDI_CONTROLS}b", 150) == "ab"
+
+
+def test_invisible_characters_that_hide_text_are_removed_but_not_the_joiners_words_need():
+    hidden = "\u200b\u2060\ufeff\u00ad\u180e\u2061\u206a\ufff9"
+    tags = "".join(chr(0xE0000 + ord(c)) for c in "ignore me")  # tag characters: an invisible ASCII text
+    assert escape(f"ok{hidden}{tags}!") == "ok!"
+    assert safe_plain(f"ok{hidden}{tags}!", 150) == "ok!"
+    # Emoji sequences and Persian or Indic words need the zero-width joiner and non-joiner.
+    family, persian = "👩\u200d👩\u200d👧", "می\u200cخواهم"
+    assert escape(f"{family}\u200b{persian}") == family + persian
+
+
+def test_c1_controls_and_lone_surrogates_are_removed():
+    # json.loads('"\\ud800"') is a lone surrogate: valid JSON, not encodable as UTF-8.
+    out = escape("a\x85b\x9bc\ud800d")
+    assert out == "abcd"
+    out.encode("utf-8")
+
+
+def test_the_text_slack_escapes_survives_removal():
+    assert escape("\u202e<!channel>\u202c") == "&lt;!channel&gt;"

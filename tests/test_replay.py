@@ -18,7 +18,7 @@ def test_demo_replays_every_fixture_through_the_matching_handlers(monkeypatch):
     text = out.getvalue()
     assert failures == 0
     # array children, node jobs and plain RUNNING jobs reach no handler
-    assert text.count("no handler's pattern matches") == 4
+    assert text.count("no handler's pattern matches") == 5
     assert "❌ Job failed: nightly-etl-load-2024-05-13" in text
     assert "[View logs] https://us-east-1.console.aws.amazon.com/cloudwatch/home" in text
     assert "Block Kit Builder: https://app.slack.com/block-kit-builder#%7B%22blocks%22" in text

@@ -5,6 +5,8 @@ import re
 
 import pytest
 from chalice.test import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import app
 from chalicelib.config import ConfigError
@@ -230,3 +232,98 @@ def test_valid_stuck_and_digest_fields():
         {"name": "b", "match": {"queue": "r-*"}, "digest": True, "statuses": ["STUCK"]},
         {"name": "default", "digest": "only", "stuck_after_minutes": 1}]})
     assert [(r.stuck_after_minutes, r.digest) for r in table.routes] == [(10080, False), (None, True), (1, "only")]
+
+
+# -- hostile files: every mistake is a RoutesError naming the file, never another exception ---------
+
+def _file(*routes: str) -> bytes:
+    return ('{"routes": [' + ", ".join((*routes, '{"name": "default"}')) + "]}").encode()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"[" * 100_000, "nested too deeply"),  # json.loads raised RecursionError
+    (b'{"routes": [{"name": "d", "match": ' + b'{"queue": ' * 50_000 + b"}", "nested too deeply"),
+    (_file('{"name": "cafe", "match": {"queue": "q"}}').replace(b"cafe", b"caf\xe9"),  # Latin-1
+     r"not UTF-8 text \(byte 0xe9 on line 1\)"),
+    (b'{\n"routes": [{"name": "default"}],\n"routes": [{"name": "default"}]}',
+     r"top-level field\(s\) \['routes'\] given more than once"),
+    (_file('{"name": "a", "match": {"queue": "q"}, "channel": "C0AAAAAAAA1", "channel": "C0BBBBBBBB1"}'),
+     r"route 'a': field\(s\) \['channel'\] given more than once"),
+    (_file('{"name": "a", "match": {"queue": "etl-*", "queue": "gpu-*"}}'),
+     r"route 'a': 'match' field\(s\) \['queue'\] given more than once"),
+    (_file('{"name": "a", "match": {"queue": "q"}, "description": NaN}'), "not valid JSON: NaN is not a JSON value"),
+    (_file('{"name": "a", "match": {"queue": "q"}, "stuck_after_minutes": ' + "9" * 5000 + "}"),
+     "not valid JSON: the number 9+... is 5000 characters long"),  # json.loads raised ValueError
+    (_file('{"name": "a", "match": {"queue": "q"}, "description": {"why": "an object"}}'),
+     "route 'a': field 'description' must be a string"),
+    (b'{"description": ["x"], "routes": [{"name": "default"}]}', "top-level field 'description' must be a string"),
+    (_file('{"name": "a", "match": {"queue": "q"}, "channel": "C0123456789\\n"}'), "route 'a': 'channel' must be"),
+    (_file('{"name": "a", "match": {"queue": "q"}, "mention": "U0123456789\\n"}'),
+     r"route 'a': 'mention' 'U0123456789\\n'"),
+    (_file('{"name": "a", "match": {"queue": "etl-*\\n"}}'), r"route 'a': pattern 'etl-\*\\n' holds a control"),
+    (_file('{"name": "a", "match": {"job": "nightly\\u200b-*"}}'), r"pattern .* invisible character \(U\+200B\)"),
+    (_file('{"name": "a", "match": {"job": "x\\ud800"}}'), r"\(U\+D800\)"),  # a lone surrogate
+    (_file('{"name": "a\\u0000b", "match": {"job": "x"}}'), r"route #1: 'name' 'a\\x00b' holds a control"),
+])
+def test_a_hostile_file_is_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "routes.json"
+    path.write_bytes(content)
+    with pytest.raises(RoutesError, match=f"^{re.escape(str(path))}: .*{message}"):
+        load_route_table(path)
+
+
+def test_a_file_bigger_than_a_mebibyte_is_refused_unread(tmp_path):
+    path = tmp_path / "routes.json"
+    path.write_bytes(b'{"description": "' + b"x" * (1 << 20) + b'", "routes": [{"name": "default"}]}')
+    with pytest.raises(RoutesError, match=f"^{re.escape(str(path))}: bigger than 1024 KiB"):
+        load_route_table(path)
+    path.write_bytes(b'{"description": "' + b"x" * 1000 + b'", "routes": [{"name": "default"}]}')
+    assert load_route_table(path).routes[-1].name == "default"
+
+
+def test_ids_must_match_whole_and_exactly():
+    for channel in ("C0123456789", "#data-eng.alerts"):
+        assert parse_route_table({"routes": [{"name": "default", "channel": channel}]}).routes[0].channel == channel
+    for channel in ("C0123456789\n", " C0123456789", "C0123456789 x", "#Data", "c0123456789"):
+        with pytest.raises(RoutesError, match="'channel' must be"):
+            parse_route_table({"routes": [{"name": "default", "channel": channel}]})
+    for mention in ("here\n", "U0123\n", "channel!", "S0ABC\r"):
+        with pytest.raises(RoutesError, match="'mention'"):
+            parse_route_table({"routes": [{"name": "default", "mention": mention}]})
+
+
+JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8),
+                         st.sampled_from(["C0123456789\n", "U0ONCALL001", "etl-*", "FAILED", "only"]))
+ROUTE_KEYS = st.sampled_from(["name", "match", "channel", "mention", "statuses", "drop", "digest",
+                              "stuck_after_minutes", "description", "queue", "job", "status", "routes"])
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(ROUTE_KEYS, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=40),
+    JSON_VALUES.map(lambda v: json.dumps({"routes": [v, {"name": "default"}]}).encode()),
+    # A valid file cut, spliced or with raw bytes and duplicates inserted.
+    st.tuples(st.integers(0, 80), st.sampled_from([b"", b"\xff", b"[[[[", b'"name": "x", ', b"\x00", b"NaN"]))
+    .map(lambda t: EXAMPLE.read_bytes()[:t[0] * 40] + t[1] + EXAMPLE.read_bytes()[t[0] * 40:]),
+))
+def test_any_bytes_give_a_table_or_a_routes_error_never_another_exception(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("hostile") / "routes.json"
+    path.write_bytes(content)
+    try:
+        table = load_route_table(path)
+    except RoutesError as error:
+        assert str(error).startswith(f"{path}: ")
+        return
+    assert table.routes[-1].is_default
+
+
+def test_a_hostile_routing_file_fails_the_invocation_with_a_configuration_error(tmp_path, monkeypatch, slack):
+    path = tmp_path / "routes.json"
+    path.write_bytes(b'{"routes": ' + b"[" * 100_000)
+    monkeypatch.setenv("NOTIFY_ROUTES", str(path))
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
+    with pytest.raises(RoutesError, match=f"{re.escape(str(path))}: not a routing file: nested too deeply"):
+        invoke("on_job_failed", load_event("ec2_failed"))
+    assert slack.requests == []

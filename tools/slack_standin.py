@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl
 
-__all__ = ["RecordedRequest", "Reply", "SlackStandIn", "block_kit_errors"]
+__all__ = ["RecordedRequest", "Reply", "SlackStandIn", "block_kit_errors", "mrkdwn_texts"]
 
 # Limits as documented by Slack (chat.postMessage and Block Kit reference).
 MAX_TEXT_CHARS = 40_000
@@ -89,6 +89,24 @@ class RecordedRequest:
     body: dict[str, Any]
     received_at: float
     reply_status: int
+
+
+def mrkdwn_texts(payload: dict[str, Any]) -> list[str]:
+    """Every string Slack parses as mrkdwn in a message payload, the ``text`` fallback first."""
+    found = [payload["text"]]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(payload["blocks"])
+    return found
 
 
 def block_kit_errors(blocks: Any) -> list[str]:
