@@ -6,12 +6,12 @@ keep them stable. To add one, see "Add your own handler" in the README.
 """
 
 from chalicelib.application import BatchNotify
-from chalicelib.critical_running import build_critical_running_message
-from chalicelib.event import JOB_QUEUE_BLOCKED
-from chalicelib.failure_message import describe_failure
-from chalicelib.messages import build_job_state_message, build_queue_blocked_message
+from chalicelib.composing.critical_running import build_critical_running_message
+from chalicelib.composing.failure_message import describe_failure
+from chalicelib.composing.messages import build_job_state_message, build_queue_blocked_message
 from chalicelib.notify import notify
-from chalicelib.patterns import job_state_pattern, queue_blocked_pattern, sweep_schedule
+from chalicelib.reading.event import JOB_QUEUE_BLOCKED
+from chalicelib.reading.patterns import job_state_pattern, queue_blocked_pattern, sweep_schedule
 
 # Chalice, made lenient with malformed envelopes and strict with secrets (chalicelib/application.py).
 app = BatchNotify(app_name="batch-notify")
@@ -40,7 +40,7 @@ def on_critical_job_running(event):
 
 # Scheduled handlers. Chalice reads a schedule when it imports app.py to deploy, where the
 # stage's environment variables are not set: change these two constants, then deploy.
-# The sweep also uses its interval as its window (see chalicelib/stuck.py), so the schedule
+# The sweep also uses its interval as its window (see chalicelib/scheduled/stuck.py), so the schedule
 # and the window can never disagree.
 STUCK_SWEEP_MINUTES = 15  # 5, 10, 15, 20, 30 or 60: runs on the hour's grid (:00, :15, ...)
 DAILY_DIGEST_CRON = "cron(0 9 * * ? *)"  # EventBridge cron, in UTC: 09:00 every day
@@ -48,13 +48,13 @@ DAILY_DIGEST_CRON = "cron(0 9 * * ? *)"  # EventBridge cron, in UTC: 09:00 every
 
 @app.schedule(sweep_schedule(STUCK_SWEEP_MINUTES))
 def on_stuck_job_sweep(event):
-    from chalicelib.stuck import sweep_stuck_jobs  # here, so event handlers' cold starts skip it
+    from chalicelib.scheduled.stuck import sweep_stuck_jobs  # here, so event handlers' cold starts skip it
 
     sweep_stuck_jobs(event, every_minutes=STUCK_SWEEP_MINUTES)
 
 
 @app.schedule(DAILY_DIGEST_CRON)
 def on_daily_digest(event):
-    from chalicelib.digest import post_daily_digests  # here, so event handlers' cold starts skip it
+    from chalicelib.scheduled.digest import post_daily_digests  # here, so event handlers' cold starts skip it
 
     post_daily_digests(event)

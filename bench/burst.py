@@ -152,7 +152,7 @@ def run_burst(events: Sequence[dict[str, Any]], *, concurrency: int, rate: float
     from chalice.test import Client
 
     from app import app
-    from chalicelib import config
+    from chalicelib.core import config
     from tools.slack_standin import SlackStandIn
 
     stage = json.loads((ROOT / ".chalice" / "config.json").read_text())

@@ -37,12 +37,12 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib import logtail  # noqa: E402
-from chalicelib.config import LogTailSettings  # noqa: E402
-from chalicelib.event import JobStateChange  # noqa: E402
-from chalicelib.failure_message import build_failure_message  # noqa: E402
-from chalicelib.links import log_location  # noqa: E402
-from chalicelib.logtail import fetch_log_tail  # noqa: E402
-from chalicelib.messages import build_job_state_message  # noqa: E402
+from chalicelib.composing.failure_message import build_failure_message  # noqa: E402
+from chalicelib.composing.messages import build_job_state_message  # noqa: E402
+from chalicelib.core.config import LogTailSettings  # noqa: E402
+from chalicelib.reading.event import JobStateChange  # noqa: E402
+from chalicelib.reading.links import log_location  # noqa: E402
+from chalicelib.reading.logtail import fetch_log_tail  # noqa: E402
 from tests.conftest import event_names, load_event  # noqa: E402
 
 SAMPLE_LINES = [

@@ -21,12 +21,11 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from _common import load_event, median, percentile, quiet_app_logs, routed_fixtures, stage_environment, table
-
 from chalice.test import Client
 
 import chalicelib.notify
 from app import app
-from chalicelib import config
+from chalicelib.core import config
 from tools.slack_standin import SlackStandIn
 
 SLACK_VARIABLES = ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL_PARAM", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_PARAM",

@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping
 
 from chalice.app import Chalice, CloudWatchEvent, EventSourceHandler
 
-from chalicelib import masking
-from chalicelib.config import log_level
+from chalicelib.core import masking
+from chalicelib.core.config import log_level
 
 # CloudWatchEvent's attributes and the envelope keys they come from.
 _ENVELOPE = {"version": "version", "account": "account", "region": "region", "detail": "detail",

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable, Literal, Mapping, Optional
+from typing import Any, Callable, Literal, Mapping, Optional
 
-from chalicelib import dedup
-from chalicelib.config import ConfigError, SlackSettings, slack_settings
-from chalicelib.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
-from chalicelib.logline import log_line
-from chalicelib.messages import SlackMessage, with_mentions
-from chalicelib.routing import SINGLE_CHANNEL, Decision, route_table
-from chalicelib.slack import PermanentDeliveryError, deliver
+from chalicelib.composing.messages import SlackMessage, with_mentions
+from chalicelib.core.config import ConfigError, slack_settings
+from chalicelib.core.logline import log_line
+from chalicelib.deciding import dedup
+from chalicelib.deciding.routing import SINGLE_CHANNEL, Decision, route_table
+from chalicelib.delivering.slack import deliver
+from chalicelib.reading.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
 Outcome = Literal["posted", "skipped"]
@@ -105,27 +105,3 @@ def _release_quietly(event_id: str) -> None:
         dedup.release(event_id)
     except dedup.DedupError as error:
         log_line(logging.WARNING, event_id=event_id, dedup=f"claim not released (its lease will end): {error}")
-
-
-# One message of a scheduled handler: its log fields, how to build it, and its channel.
-ScheduledPost = tuple[Mapping[str, Any], Callable[[], SlackMessage], Optional[str]]
-
-
-def post_each(posts: Iterable[ScheduledPost], settings: SlackSettings) -> tuple[int, int]:
-    """Build and post several messages (the sweep's reports, the digests); return (posted, failed).
-
-    One message's failure is logged and does not cost the others theirs; the caller decides
-    whether to raise (only when nothing went out, so a retry cannot post anything twice).
-    """
-    posted = failed = 0
-    for fields, build, channel in posts:
-        try:
-            receipt = deliver(build(), settings, channel=channel)
-        except Exception as error:
-            failed += 1
-            log_line(logging.ERROR, **fields, outcome="failed", reason=f"{type(error).__name__}: {error}",
-                     permanent=isinstance(error, PermanentDeliveryError) or None)
-            continue
-        posted += 1
-        log_line(logging.INFO, **fields, outcome="posted", slack_attempts=receipt.attempts)
-    return posted, failed

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib import batch_api
+from chalicelib.reading import batch_api
 
 UTC = timezone.utc
 REGION = "us-east-1"

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from chalicelib import config, secrets
+from chalicelib.core import config, secrets
 from tools.slack_standin import SlackStandIn
 
 # The stubbed AWS Batch (`batch` fixture) of the sweep and digest tests.

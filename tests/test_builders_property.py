@@ -22,11 +22,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app import app
-from chalicelib.critical_running import build_critical_running_message
-from chalicelib.event import JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE, JobStateChange
-from chalicelib.failure_message import build_failure_message, describe_failure
-from chalicelib.logtail import LogTail
-from chalicelib.messages import SlackMessage, build_job_state_message, build_queue_blocked_message, with_mentions
+from chalicelib.composing.critical_running import build_critical_running_message
+from chalicelib.composing.failure_message import build_failure_message, describe_failure
+from chalicelib.composing.messages import (
+    SlackMessage,
+    build_job_state_message,
+    build_queue_blocked_message,
+    with_mentions,
+)
+from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE, JobStateChange
+from chalicelib.reading.logtail import LogTail
 from tests.conftest import load_event
 from tools.slack_standin import MAX_TEXT_CHARS, SlackStandIn, block_kit_errors, mrkdwn_texts
 

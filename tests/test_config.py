@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.config import (ConfigError, load_log_level, load_log_tail_settings, load_scheduled_settings,
-                               load_slack_settings)
+from chalicelib.core.config import (
+    ConfigError,
+    load_log_level,
+    load_log_tail_settings,
+    load_scheduled_settings,
+    load_slack_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,10 +144,10 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     ssm = [st for st in policy["Statement"] if st["Action"] == ["ssm:GetParameter"]]
     parameter = load_slack_settings(env).secret.parameter
     assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}"]
-    # The log tail (chalicelib/logtail.py) reads streams of the default Batch log group only.
+    # The log tail (chalicelib/reading/logtail.py) reads streams of the default Batch log group only.
     tail = [st for st in policy["Statement"] if st["Action"] == ["logs:GetLogEvents"]]
     assert tail[0]["Resource"] == ["arn:*:logs:*:*:log-group:/aws/batch/job:log-stream:*"]
-    # The stuck-job sweep and the digest (chalicelib/batch_api.py) list queues and jobs. Neither
+    # The stuck-job sweep and the digest (chalicelib/reading/batch_api.py) list queues and jobs. Neither
     # action supports resource-level permissions: IAM needs "*", and it is the only "*" allowed.
     listing = [st for st in policy["Statement"] if "batch:ListJobs" in st["Action"]]
     assert listing == [{"Sid": "BatchJobListing", "Effect": "Allow",

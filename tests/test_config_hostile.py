@@ -16,9 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib import config
-from chalicelib.config import (ConfigError, load_log_level, load_log_tail_settings, load_scheduled_settings,
-                               load_slack_settings)
+from chalicelib.core import config
+from chalicelib.core.config import (
+    ConfigError,
+    load_log_level,
+    load_log_tail_settings,
+    load_scheduled_settings,
+    load_slack_settings,
+)
 from tests.conftest import EVENTS_DIR, ROOT
 
 WEBHOOK = {"SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook"}
@@ -100,7 +105,7 @@ PROBE = """
 import json, logging, os, sys
 import app  # LOG_LEVEL=" debug ": must import
 from chalice.test import Client
-from chalicelib import config
+from chalicelib.core import config
 
 event = json.load(open(sys.argv[1]))
 report = {}

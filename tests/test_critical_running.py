@@ -5,9 +5,9 @@ import json
 from chalice.test import Client
 
 from app import app
-from chalicelib.critical_running import build_critical_running_message
-from chalicelib.event import JobStateChange
-from chalicelib.patterns import job_state_pattern
+from chalicelib.composing.critical_running import build_critical_running_message
+from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.patterns import job_state_pattern
 from tests.conftest import load_event
 from tools.eventbridge import EventBridgeRouter, registered_patterns
 from tools.slack_standin import block_kit_errors

@@ -16,9 +16,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import config, dedup
-from chalicelib.config import ConfigError
-from chalicelib.dedup import ClaimHeld, DedupError, claim, mark_posted, release
+from chalicelib.core import config
+from chalicelib.core.config import ConfigError
+from chalicelib.deciding import dedup
+from chalicelib.deciding.dedup import ClaimHeld, DedupError, claim, mark_posted, release
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "batch-notify-test-dedup"
@@ -342,7 +343,7 @@ def test_a_redelivered_event_is_posted_once_and_logged_as_a_duplicate(table, clo
 
 
 def test_a_failed_post_releases_the_claim_so_lambdas_retry_posts(table, clock, webhook):
-    from chalicelib.slack import DeliveryError
+    from chalicelib.delivering.slack import DeliveryError
     from tests.conftest import load_event
     from tools.slack_standin import Reply
     event = load_event("ec2_failed")

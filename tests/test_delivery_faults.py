@@ -11,10 +11,11 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import secrets
-from chalicelib.secrets import SecretError
-from chalicelib.slack import DeliveryError, PermanentDeliveryError
-from tests.conftest import BOT_TOKEN as TOKEN, TEST_CHANNEL, closed_port, load_event
+from chalicelib.core import secrets
+from chalicelib.core.secrets import SecretError
+from chalicelib.delivering.slack import DeliveryError, PermanentDeliveryError
+from tests.conftest import BOT_TOKEN as TOKEN
+from tests.conftest import TEST_CHANNEL, closed_port, load_event
 from tools.slack_standin import Reply
 
 

@@ -16,15 +16,23 @@ from typing import Any, Iterator
 
 import pytest
 from chalice.test import Client
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from app import app
-from chalicelib import masking
-from chalicelib.config import SlackSettings, load_slack_settings
-from chalicelib.event import JobStateChange
-from chalicelib.messages import build_job_state_message
-from chalicelib.slack import DEFAULT_RETRY_AFTER, DeliveryError, PermanentDeliveryError, deliver, retry_after_seconds
-from chalicelib.slack_http import MAX_ANSWER_BYTES
+from chalicelib.composing.messages import build_job_state_message
+from chalicelib.core import masking
+from chalicelib.core.config import SlackSettings, load_slack_settings
+from chalicelib.delivering.slack import (
+    DEFAULT_RETRY_AFTER,
+    DeliveryError,
+    PermanentDeliveryError,
+    deliver,
+    retry_after_seconds,
+)
+from chalicelib.delivering.slack_http import MAX_ANSWER_BYTES
+from chalicelib.reading.event import JobStateChange
 from tests.conftest import FAKE_BOT_TOKEN, TEST_CHANNEL, closed_port, load_event
 from tests.hostile_http import HostileServer, answer, drip, redirect, stream
 

@@ -24,7 +24,7 @@ import pytest
 from chalice.app import ScheduledEventConfig
 
 from app import app
-from chalicelib.event import BATCH_SOURCE, JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE
+from chalicelib.reading.event import BATCH_SOURCE, JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE
 from tests.chalice_cli import MotoServer, chalice_config, chalice_env, copy_project, run_chalice
 from tests.conftest import event_names, load_event
 from tools.eventbridge import registered_patterns

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import app
-from chalicelib.diagnosis import DIAGNOSES, Diagnosis, diagnose
-from chalicelib.event import JobStateChange
+from chalicelib.deciding.diagnosis import DIAGNOSES, Diagnosis, diagnose
+from chalicelib.reading.event import JobStateChange
 from tests.conftest import event_names, load_event
 
 # Fixtures of other shapes of an entry's failure (a newer platform writing the same cause its way).

@@ -12,9 +12,10 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import config
-from chalicelib.batch_api import JobListing, JobSummary
-from chalicelib.digest import (
+from chalicelib.core import config
+from chalicelib.deciding.routing import parse_route_table
+from chalicelib.reading.batch_api import JobListing, JobSummary
+from chalicelib.scheduled.digest import (
     LOOKBACK,
     MAX_FAILED_SHOWN,
     Digest,
@@ -23,7 +24,6 @@ from chalicelib.digest import (
     in_window,
     plan_digests,
 )
-from chalicelib.routing import parse_route_table
 from tests.batch_stub import api_job, api_queue, log_lines, scheduled_event, write_routes
 from tests.conftest import TEST_CHANNEL, load_event
 from tools.slack_standin import Reply, SlackStandIn, block_kit_errors

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from app import app
-from chalicelib import config
+from chalicelib.core import config
 from tests.conftest import load_event
 from tools.slack_standin import SlackStandIn
 

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.event import ENVELOPE_LIST_FIELDS, ENVELOPE_TEXT_FIELDS, JobStateChange, NotAJobStateChange, as_text
+from chalicelib.reading.event import (
+    ENVELOPE_LIST_FIELDS,
+    ENVELOPE_TEXT_FIELDS,
+    JobStateChange,
+    NotAJobStateChange,
+    as_text,
+)
 from tests.conftest import load_event
 
 ENVELOPE_FIELDS = ENVELOPE_TEXT_FIELDS + ENVELOPE_LIST_FIELDS

@@ -16,11 +16,11 @@ from moto import mock_aws
 from slack_sdk.models.blocks import ActionsBlock, ContextBlock
 
 from app import app
-from chalicelib import logtail
-from chalicelib.event import JobStateChange
-from chalicelib.failure_message import LOG_LINE_LIMIT, build_failure_message, describe_failure
-from chalicelib.logtail import MAX_LINE_SCAN, LogTail
-from chalicelib.messages import build_job_state_message
+from chalicelib.composing.failure_message import LOG_LINE_LIMIT, build_failure_message, describe_failure
+from chalicelib.composing.messages import build_job_state_message
+from chalicelib.reading import logtail
+from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.logtail import MAX_LINE_SCAN, LogTail
 from tests.conftest import event_names, load_event
 from tools.slack_standin import block_kit_errors
 

@@ -16,13 +16,14 @@ from chalice.test import Client
 from moto import mock_aws
 
 from app import app
-from chalicelib import secrets
-from chalicelib.config import ConfigError
-from chalicelib.event import JobStateChange
-from chalicelib.messages import build_job_state_message
-from chalicelib.secrets import SecretError
-from chalicelib.slack import DeliveryError, PermanentDeliveryError
-from tests.conftest import BOT_TOKEN as TOKEN, PROD_CHANNEL, TEST_CHANNEL, closed_port, load_event
+from chalicelib.composing.messages import build_job_state_message
+from chalicelib.core import secrets
+from chalicelib.core.config import ConfigError
+from chalicelib.core.secrets import SecretError
+from chalicelib.delivering.slack import DeliveryError, PermanentDeliveryError
+from chalicelib.reading.event import JobStateChange
+from tests.conftest import BOT_TOKEN as TOKEN
+from tests.conftest import PROD_CHANNEL, TEST_CHANNEL, closed_port, load_event
 from tools.slack_standin import Reply
 
 
@@ -198,7 +199,7 @@ def test_secrets_never_reach_a_log_line_even_at_debug(slack, monkeypatch, caplog
     monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("SLACK_CHANNEL", TEST_CHANNEL)
     monkeypatch.setenv("SLACK_API_URL", slack.api_url)
-    from chalicelib import config
+    from chalicelib.core import config
     config.reset()
     invoke("on_job_failed", "ec2_failed")
     assert len(slack.messages) == 2

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.event import JobStateChange
-from chalicelib.links import (
+from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.links import (
     LogLink,
     LogLocation,
     batch_job_url,

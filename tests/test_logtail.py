@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib import logtail
-from chalicelib.config import ConfigError, LogTailSettings, load_log_tail_settings, load_slack_settings
-from chalicelib.event import JobStateChange
-from chalicelib.logtail import MAX_LINE_SCAN, LogTail, fetch_log_tail
+from chalicelib.core.config import ConfigError, LogTailSettings, load_log_tail_settings, load_slack_settings
+from chalicelib.reading import logtail
+from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.logtail import MAX_LINE_SCAN, LogTail, fetch_log_tail
 from tests.conftest import FAKE_AWS_KEY, FAKE_BOT_TOKEN, load_event
 from tests.hostile_http import HostileServer, drip
 

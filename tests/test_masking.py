@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib import masking, secrets
-from chalicelib.config import Secret
+from chalicelib.core import masking, secrets
+from chalicelib.core.config import Secret
 from tests.conftest import FAKE_BOT_TOKEN, FAKE_WEBHOOK
 
 PATH = FAKE_WEBHOOK.split("hooks.slack.com", 1)[1]  # /services/T.../B.../XXX...

@@ -19,7 +19,7 @@ from chalice.app import ScheduledEventConfig
 from chalice.utils import to_cfn_resource_name
 
 from app import app
-from chalicelib import dedup
+from chalicelib.deciding import dedup
 from tests.chalice_cli import ROOT, cfn_lint, chalice_env, copy_project, run_chalice
 from tools.eventbridge import registered_patterns
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, HeaderBlock
 
-from chalicelib.event import JobStateChange, NotAJobStateChange
-from chalicelib.messages import (
+from chalicelib.composing.messages import (
     SlackMessage,
     build_job_state_message,
     build_queue_blocked_message,
     format_duration,
     with_mentions,
 )
+from chalicelib.reading.event import JobStateChange, NotAJobStateChange
 from tests.conftest import event_names, load_event
 from tools.slack_standin import block_kit_errors, mrkdwn_texts
 

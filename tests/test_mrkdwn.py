@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib.mrkdwn import ELLIPSIS, escape, safe_mrkdwn, safe_plain, truncate
+from chalicelib.composing.mrkdwn import ELLIPSIS, escape, safe_mrkdwn, safe_plain, truncate
 
 
 def test_escape_neutralises_mentions_and_links():

@@ -10,7 +10,7 @@ from importlib.metadata import version
 import pytest
 
 from app import app
-from chalicelib.patterns import job_state_pattern
+from chalicelib.reading.patterns import job_state_pattern
 from tests.conftest import event_names, load_event
 from tools.eventbridge import EventBridgeRouter, registered_patterns
 

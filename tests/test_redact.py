@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chalicelib.redact import MASK, RULES, Rule, redact, redact_lines
+from chalicelib.reading.redact import MASK, RULES, Rule, redact, redact_lines
 from tests.conftest import FAKE_AWS_KEY, FAKE_BOT_TOKEN, FAKE_USER_TOKEN, FAKE_WEBHOOK
 
 # More secret-shaped fakes, assembled at run time like tests/conftest.py's (all fake).

@@ -14,7 +14,7 @@ from typing import Callable
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.redact import MASK, redact, redact_lines
+from chalicelib.reading.redact import MASK, redact, redact_lines
 
 ALNUM = string.ascii_letters + string.digits
 UPPER_ALNUM = string.ascii_uppercase + string.digits

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import app
-from chalicelib.config import ConfigError
-from chalicelib.routing import RoutesError, load_route_table, parse_route_table
+from chalicelib.core.config import ConfigError
+from chalicelib.deciding.routing import RoutesError, load_route_table, parse_route_table
 from tests.conftest import ROOT, load_event
 from tools.slack_standin import SlackStandIn
 
@@ -161,13 +161,13 @@ def test_a_missing_routing_file_names_the_variable(monkeypatch, slack):
 
 
 def test_without_a_routing_file_everything_goes_to_the_one_channel(monkeypatch, slack):
-    monkeypatch.setattr("chalicelib.routing.DEFAULT_ROUTES", "chalicelib/absent-routes.json")
+    monkeypatch.setattr("chalicelib.deciding.routing.DEFAULT_ROUTES", "chalicelib/absent-routes.json")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
     invoke("on_job_succeeded", load_event("ec2_succeeded"))
     assert len(slack.messages) == 1
 
 
-# -- stuck-job reports and digests (chalicelib/stuck.py, chalicelib/digest.py) --------------------
+# -- stuck-job reports and digests (chalicelib/scheduled/stuck.py, chalicelib/scheduled/digest.py) --------------------
 
 def test_stuck_is_a_status_routes_can_name_and_it_mentions_like_failed(example):
     table = parse_route_table({"routes": [

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib import masking, secrets
-from chalicelib.config import ConfigError, Secret, load_slack_settings
-from chalicelib.secrets import SSM_DEADLINE, InvalidSecretError, SecretError
+from chalicelib.core import masking, secrets
+from chalicelib.core.config import ConfigError, Secret, load_slack_settings
+from chalicelib.core.secrets import SSM_DEADLINE, InvalidSecretError, SecretError
 from tests.conftest import FAKE_BOT_TOKEN, FAKE_WEBHOOK
 
 WEBHOOK_PATH = FAKE_WEBHOOK.split("hooks.slack.com/", 1)[1]

@@ -20,11 +20,11 @@ from chalice.test import Client
 
 import app as app_module
 from app import app
-from chalicelib.batch_api import JobListing, JobSummary, list_jobs, scheduled_time
-from chalicelib.config import ConfigError, load_scheduled_settings
-from chalicelib.patterns import sweep_schedule
-from chalicelib.routing import parse_route_table
-from chalicelib.stuck import (
+from chalicelib.core.config import ConfigError, load_scheduled_settings
+from chalicelib.deciding.routing import parse_route_table
+from chalicelib.reading.batch_api import JobListing, JobSummary, list_jobs, scheduled_time
+from chalicelib.reading.patterns import sweep_schedule
+from chalicelib.scheduled.stuck import (
     MAX_JOBS_SHOWN,
     STUCK,
     StuckJob,

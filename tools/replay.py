@@ -149,7 +149,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.WARNING, format="    log %(levelname)s %(name)s: %(message)s")
-    from chalicelib import config, secrets
+    from chalicelib.core import config, secrets
     config.reset()
     secrets.reset()
     if _has_slack_settings():

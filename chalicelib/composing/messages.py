@@ -19,10 +19,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from chalicelib.event import JobStateChange
-from chalicelib.links import batch_job_url, job_log_links, missing_log_link_reason
-from chalicelib.logline import log_line
-from chalicelib.mrkdwn import (
+from chalicelib.composing.mrkdwn import (
     BUTTON_TEXT_LIMIT,
     BUTTON_URL_LIMIT,
     CONTEXT_TEXT_LIMIT,
@@ -35,6 +32,9 @@ from chalicelib.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
+from chalicelib.core.logline import log_line
+from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.links import batch_job_url, job_log_links, missing_log_link_reason
 
 UNKNOWN = "unknown"
 

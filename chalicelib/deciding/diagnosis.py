@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
-from chalicelib.event import AttemptView, JobStateChange, RetryRule
+from chalicelib.reading.event import AttemptView, JobStateChange, RetryRule
 
 Matcher = Callable[[JobStateChange], bool]
 Hint = Union[str, Callable[[JobStateChange], str]]

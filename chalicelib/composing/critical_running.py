@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import ContextBlock, HeaderBlock, MarkdownTextObject, PlainTextObject
 
-from chalicelib.event import JobStateChange
-from chalicelib.messages import SlackMessage, bounded_blocks, build_job_state_message
-from chalicelib.mrkdwn import FALLBACK_TEXT_LIMIT, HEADER_TEXT_LIMIT, safe_mrkdwn, safe_plain
+from chalicelib.composing.messages import SlackMessage, bounded_blocks, build_job_state_message
+from chalicelib.composing.mrkdwn import FALLBACK_TEXT_LIMIT, HEADER_TEXT_LIMIT, safe_mrkdwn, safe_plain
+from chalicelib.reading.event import JobStateChange
 
 
 def build_critical_running_message(job: JobStateChange) -> SlackMessage:

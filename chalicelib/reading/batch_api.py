@@ -2,11 +2,11 @@
 
 Two calls only, matching the stage's IAM policy: ``batch:DescribeJobQueues`` (which queues
 exist) and ``batch:ListJobs`` (the jobs of one queue, by status or created after a time).
-boto3 is imported lazily, in :func:`batch_client`, like in ``chalicelib/secrets.py``: importing
+boto3 is imported lazily, in :func:`batch_client`, like in ``chalicelib/core/secrets.py``: importing
 the app must not need it.
 
 A :class:`JobSummary` is a typed, read-only view of one entry of ``ListJobs``; like
-``chalicelib.event``, it never raises on a missing or malformed field.
+``chalicelib.reading.event``, it never raises on a missing or malformed field.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Optional
 
-from chalicelib.event import as_int, as_text, as_utc_datetime, raw_event
+from chalicelib.reading.event import as_int, as_text, as_utc_datetime, raw_event
 
 # A queue of 100,000 jobs a day would take 1,000 ListJobs pages: more than a Lambda
 # invocation should spend. Past this many jobs a listing stops and says it was cut.

@@ -211,7 +211,7 @@ def reset() -> None:
         clear()
 
 
-# -- Log tail of failed jobs (chalicelib/logtail.py) ---------------------------------------
+# -- Log tail of failed jobs (chalicelib/reading/logtail.py) ---------------------------------------
 LOG_TAIL_LINES = "LOG_TAIL_LINES"
 LOG_TAIL_TIMEOUT = "LOG_TAIL_TIMEOUT_SECONDS"
 
@@ -249,7 +249,7 @@ def log_tail_settings() -> LogTailSettings:
     return load_log_tail_settings(os.environ)
 
 
-# -- Stuck-job sweep and daily digest (chalicelib/stuck.py, chalicelib/digest.py) ----------
+# -- Stuck-job sweep and daily digest (chalicelib/scheduled/stuck.py, chalicelib/scheduled/digest.py) ----------
 # Their schedules are constants in app.py: Chalice reads a schedule when it imports app.py to
 # deploy, where the stage's environment variables are not set.
 STUCK_AFTER_MINUTES = "STUCK_AFTER_MINUTES"

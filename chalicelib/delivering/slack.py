@@ -1,7 +1,7 @@
 """Deliver a message to Slack with slack-sdk: a thin layer with bounded retries.
 
 - slack-sdk's clients, retry loop and answer handling, over our own transport
-  (chalicelib/slack_http.py): no request follows a redirect (the token and the webhook URL stay
+  (chalicelib/delivering/slack_http.py): no request follows a redirect (the token and the webhook URL stay
   with their host), each request has one deadline over connect, send and the whole answer, and
   no answer is read past 1 MiB.
 - Only Slack's own success counts as posted: a webhook's literal ``ok`` with HTTP 200, a Web API
@@ -45,11 +45,11 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from chalicelib import masking
-from chalicelib.config import API_URL, DELIVERY_BUDGET, SlackSettings
-from chalicelib.messages import SlackMessage
-from chalicelib.secrets import resolve
-from chalicelib.slack_http import BoundedTransport, RedirectRefused, UnacceptableAnswer, describe
+from chalicelib.composing.messages import SlackMessage
+from chalicelib.core import masking
+from chalicelib.core.config import API_URL, DELIVERY_BUDGET, SlackSettings
+from chalicelib.core.secrets import resolve
+from chalicelib.delivering.slack_http import BoundedTransport, RedirectRefused, UnacceptableAnswer, describe
 
 # slack-sdk logs request URLs and headers at DEBUG, and at ERROR quotes the start of an answer
 # it cannot parse (a proxy's page may echo the URL or the token). Every failure it logs is also

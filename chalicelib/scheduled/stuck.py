@@ -44,7 +44,18 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from chalicelib.batch_api import (
+from chalicelib.composing.messages import SlackMessage, bounded_blocks, format_duration, with_mentions
+from chalicelib.composing.mrkdwn import (
+    CONTEXT_TEXT_LIMIT,
+    FALLBACK_TEXT_LIMIT,
+    HEADER_TEXT_LIMIT,
+    safe_mrkdwn,
+    safe_plain,
+)
+from chalicelib.core.config import ConfigError, scheduled_settings, slack_settings
+from chalicelib.core.logline import log_line
+from chalicelib.deciding.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable, route_table
+from chalicelib.reading.batch_api import (
     JobListing,
     JobSummary,
     batch_client,
@@ -56,20 +67,8 @@ from chalicelib.batch_api import (
     to_epoch_ms,
     utcnow,
 )
-from chalicelib.config import ConfigError, scheduled_settings, slack_settings
-from chalicelib.links import batch_job_url
-from chalicelib.logline import log_line
-from chalicelib.messages import SlackMessage, bounded_blocks, format_duration, with_mentions
-from chalicelib.mrkdwn import (
-    CONTEXT_TEXT_LIMIT,
-    FALLBACK_TEXT_LIMIT,
-    HEADER_TEXT_LIMIT,
-    safe_mrkdwn,
-    safe_plain,
-)
-from chalicelib.notify import post_each
-from chalicelib.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable, route_table
-
+from chalicelib.reading.links import batch_job_url
+from chalicelib.scheduled.posting import post_each
 
 STUCK = "STUCK"  # the status routes name for the sweep's reports
 WAITING_STATUSES = ("RUNNABLE", "STARTING")

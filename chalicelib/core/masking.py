@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 MASKED = "***"
 # Fewer letters are no secret (a real token or webhook path has 30+) and would mask ordinary
-# words in every record; such values fail validation in chalicelib/secrets.py anyway.
+# words in every record; such values fail validation in chalicelib/core/secrets.py anyway.
 MIN_LETTERS = 8
 
 # A backslash as itself or percent-encoded (at any depth: %5C, %255C...), then what it escapes;

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import quote
 
-from chalicelib.event import ContainerView, JobStateChange
+from chalicelib.reading.event import ContainerView, JobStateChange
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 AWSLOGS_DRIVER = "awslogs"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.event import BATCH_SOURCE, JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE
+from chalicelib.reading.event import BATCH_SOURCE, JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE
 
 # Array children carry arrayProperties.index (0 included); parents and plain jobs don't.
 # ("exists" works on leaf fields only, hence index rather than arrayProperties.)

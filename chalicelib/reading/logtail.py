@@ -5,7 +5,7 @@ The tail is a nice-to-have in front of the notification, never in its way: every
 :class:`LogTail` with no lines and a one-line note saying why. :func:`fetch_log_tail` never
 raises and never takes much longer than the configured timeout.
 
-boto3 is imported lazily, inside the worker, like in ``chalicelib/secrets.py``.
+boto3 is imported lazily, inside the worker, like in ``chalicelib/core/secrets.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from chalicelib.config import LogTailSettings
-from chalicelib.event import JobStateChange
-from chalicelib.links import LogLocation, cloudwatch_logs_url, log_location
-from chalicelib.redact import redact_lines
+from chalicelib.core.config import LogTailSettings
+from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.links import LogLocation, cloudwatch_logs_url, log_location
+from chalicelib.reading.redact import redact_lines
 
 log = logging.getLogger("batch_notify")
 

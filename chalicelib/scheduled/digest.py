@@ -34,7 +34,19 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from chalicelib.batch_api import (
+from chalicelib.composing.messages import SlackMessage, bounded_blocks, format_duration
+from chalicelib.composing.mrkdwn import (
+    CONTEXT_TEXT_LIMIT,
+    FALLBACK_TEXT_LIMIT,
+    HEADER_TEXT_LIMIT,
+    SECTION_TEXT_LIMIT,
+    safe_mrkdwn,
+    safe_plain,
+)
+from chalicelib.core.config import ConfigError, scheduled_settings, slack_settings
+from chalicelib.core.logline import log_line
+from chalicelib.deciding.routing import RouteTable, route_table
+from chalicelib.reading.batch_api import (
     JobListing,
     JobSummary,
     batch_client,
@@ -46,21 +58,8 @@ from chalicelib.batch_api import (
     to_epoch_ms,
     utcnow,
 )
-from chalicelib.config import ConfigError, scheduled_settings, slack_settings
-from chalicelib.links import batch_job_url
-from chalicelib.logline import log_line
-from chalicelib.messages import SlackMessage, bounded_blocks, format_duration
-from chalicelib.mrkdwn import (
-    CONTEXT_TEXT_LIMIT,
-    FALLBACK_TEXT_LIMIT,
-    HEADER_TEXT_LIMIT,
-    SECTION_TEXT_LIMIT,
-    safe_mrkdwn,
-    safe_plain,
-)
-from chalicelib.notify import post_each
-from chalicelib.routing import RouteTable, route_table
-
+from chalicelib.reading.links import batch_job_url
+from chalicelib.scheduled.posting import post_each
 
 DIGEST_WINDOW = timedelta(hours=24)
 # Submissions looked at: a job finishing today may have been submitted yesterday.

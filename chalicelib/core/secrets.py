@@ -1,6 +1,6 @@
 """Resolve Slack secrets, reading SSM Parameter Store once per Lambda container.
 
-Every value is registered with :func:`chalicelib.masking.protect` the moment the process has
+Every value is registered with :func:`chalicelib.core.masking.protect` the moment the process has
 it, before anything else (validation, an error, a library's log line) can show it:
 
 - a value read from SSM is protected by a botocore ``before-parse`` hook on the client, since
@@ -10,7 +10,7 @@ it, before anything else (validation, an error, a library's log line) can show i
   parameter and never the value.
 
 The SSM read runs in a worker thread joined with :data:`SSM_DEADLINE`, like the log tail
-(``chalicelib/logtail.py``): botocore's timeouts are per read and per attempt, so a server
+(``chalicelib/reading/logtail.py``): botocore's timeouts are per read and per attempt, so a server
 dripping bytes would otherwise hold the invocation until Lambda kills it.
 
 boto3 is imported here, lazily, and only when a secret is given as a parameter name: the
@@ -24,8 +24,8 @@ import threading
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from chalicelib import masking
-from chalicelib.config import BOT_TOKEN, BOT_TOKEN_PARAM, WEBHOOK_URL, WEBHOOK_URL_PARAM, ConfigError, Secret
+from chalicelib.core import masking
+from chalicelib.core.config import BOT_TOKEN, BOT_TOKEN_PARAM, WEBHOOK_URL, WEBHOOK_URL_PARAM, ConfigError, Secret
 
 # The whole parameter read, retries included: about what botocore's per-attempt timeouts
 # (connect 2 s + read 3 s) allow one attempt.

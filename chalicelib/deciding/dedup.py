@@ -21,7 +21,7 @@ blocks re-posting until ``expires_at`` (``NOTIFY_DEDUP_TTL_DAYS``, default 7).
 
 Without ``NOTIFY_DEDUP_TABLE`` every call is a no-op and :func:`claim` returns True.
 The code calls only ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``. boto3 is imported
-lazily, like in ``chalicelib/secrets.py``.
+lazily, like in ``chalicelib/core/secrets.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional
 
-from chalicelib.config import ConfigError, number_setting, setting
+from chalicelib.core.config import ConfigError, number_setting, setting
 
 TABLE = "NOTIFY_DEDUP_TABLE"
 TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
@@ -118,7 +118,7 @@ def dedup_settings() -> Optional[DedupSettings]:
 
 @setting
 def _client() -> Any:
-    # A setting too, so chalicelib.config.reset() also forgets the client (tests start and
+    # A setting too, so chalicelib.core.config.reset() also forgets the client (tests start and
     # stop moto around it).
     import boto3  # lazy: only stages with a dedup table pay for it
     from botocore.config import Config

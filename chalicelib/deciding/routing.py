@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from chalicelib.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, setting
+from chalicelib.core.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, setting
 
 # Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events, STUCK for the
-# stuck-job sweep's reports (chalicelib/stuck.py).
+# stuck-job sweep's reports (chalicelib/scheduled/stuck.py).
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "BLOCKED", "STUCK")
 # Statuses whose messages mention the route's people; the others are for reading, not paging.
 MENTION_STATUSES = ("FAILED", "STUCK")
@@ -305,7 +305,7 @@ def _statuses(value: Any, where: str) -> tuple[str, ...]:
 # -- the table of this container ---------------------------------------------------------------
 
 # The Lambda task root holds app.py and chalicelib/; relative paths are taken from there.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROUTES = "chalicelib/routes.json"
 
 

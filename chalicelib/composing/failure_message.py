@@ -3,7 +3,7 @@
 :func:`build_failure_message` is pure: it takes the standard message
 (``messages.build_job_state_message``) and inserts, after the reasons and before the buttons,
 
-1. the diagnosis hint, if a table entry matches (``chalicelib/diagnosis.py``);
+1. the diagnosis hint, if a table entry matches (``chalicelib/deciding/diagnosis.py``);
 2. the attempt history, if the job ran more than once;
 3. the log tail as a code block, or the tail's note as a context line.
 
@@ -20,13 +20,13 @@ from typing import Optional, Sequence
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ContextBlock, MarkdownTextObject, SectionBlock
 
-from chalicelib.config import ConfigError, log_tail_settings
-from chalicelib.diagnosis import Diagnosis, diagnose
-from chalicelib.event import AttemptView, JobStateChange
-from chalicelib.links import LogLocation, cloudwatch_logs_url, log_location
-from chalicelib.logtail import UNAVAILABLE, LogTail, fetch_log_tail
-from chalicelib.messages import SlackMessage, bounded_blocks, build_job_state_message, format_duration
-from chalicelib.mrkdwn import CONTEXT_TEXT_LIMIT, SECTION_TEXT_LIMIT, escape, safe_mrkdwn, truncate
+from chalicelib.composing.messages import SlackMessage, bounded_blocks, build_job_state_message, format_duration
+from chalicelib.composing.mrkdwn import CONTEXT_TEXT_LIMIT, SECTION_TEXT_LIMIT, escape, safe_mrkdwn, truncate
+from chalicelib.core.config import ConfigError, log_tail_settings
+from chalicelib.deciding.diagnosis import Diagnosis, diagnose
+from chalicelib.reading.event import AttemptView, JobStateChange
+from chalicelib.reading.links import LogLocation, cloudwatch_logs_url, log_location
+from chalicelib.reading.logtail import UNAVAILABLE, LogTail, fetch_log_tail
 
 log = logging.getLogger("batch_notify")
 

@@ -1,0 +1,1 @@
+"""Composing Slack messages: pure functions from the event view to Block Kit."""

@@ -1,0 +1,1 @@
+"""Delivering messages to Slack: one thin, bounded layer over slack-sdk."""

@@ -1,0 +1,1 @@
+"""Scheduled work: the stuck-job sweep and the daily digest."""
