@@ -21,6 +21,7 @@ from chalice.app import Chalice, CloudWatchEvent, EventSourceHandler
 
 from chalicelib.core import masking
 from chalicelib.core.config import log_level
+from chalicelib.core.errors import BatchNotifyError
 
 # CloudWatchEvent's attributes and the envelope keys they come from.
 _ENVELOPE = {"version": "version", "account": "account", "region": "region", "detail": "detail",
@@ -38,7 +39,7 @@ class LenientCloudWatchEvent(CloudWatchEvent):
             setattr(self, attribute, fields.get(key))
 
 
-class MaskedError(RuntimeError):
+class MaskedError(BatchNotifyError):
     """An error whose message held a configured secret, re-raised with the secret masked."""
 
 

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Optional, TypeVar
 
+from chalicelib.core.errors import BatchNotifyError
+
 WEBHOOK_URL = "SLACK_WEBHOOK_URL"
 WEBHOOK_URL_PARAM = "SLACK_WEBHOOK_URL_PARAM"
 BOT_TOKEN = "SLACK_BOT_TOKEN"
@@ -38,7 +40,7 @@ MAX_SLACK_SECONDS = 600.0
 T = TypeVar("T")
 
 
-class ConfigError(RuntimeError):
+class ConfigError(BatchNotifyError):
     """The stage's environment variables are missing or contradictory."""
 
 

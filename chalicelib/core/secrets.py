@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.core import masking
 from chalicelib.core.config import BOT_TOKEN, BOT_TOKEN_PARAM, WEBHOOK_URL, WEBHOOK_URL_PARAM, ConfigError, Secret
+from chalicelib.core.errors import BatchNotifyError
 
 # The whole parameter read, retries included: about what botocore's per-attempt timeouts
 # (connect 2 s + read 3 s) allow one attempt.
@@ -38,7 +39,7 @@ _lock = threading.Lock()
 _ssm_client: Any = None
 
 
-class SecretError(RuntimeError):
+class SecretError(BatchNotifyError):
     """A secret could not be read; the message names the parameter, never its value."""
 
 

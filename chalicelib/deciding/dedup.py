@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional
 
 from chalicelib.core.config import ConfigError, number_setting, setting
+from chalicelib.core.errors import BatchNotifyError
 
 TABLE = "NOTIFY_DEDUP_TABLE"
 TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
@@ -71,7 +72,7 @@ _claims: dict[str, str] = {}
 _claims_lock = threading.Lock()
 
 
-class DedupError(RuntimeError):
+class DedupError(BatchNotifyError):
     """DynamoDB could not record or decide a claim; the message names the table."""
 
 

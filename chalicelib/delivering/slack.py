@@ -48,6 +48,7 @@ from slack_sdk.webhook import WebhookClient, WebhookResponse
 from chalicelib.composing.messages import SlackMessage
 from chalicelib.core import masking
 from chalicelib.core.config import API_URL, DELIVERY_BUDGET, SlackSettings
+from chalicelib.core.errors import BatchNotifyError
 from chalicelib.core.secrets import resolve
 from chalicelib.delivering.slack_http import BoundedTransport, RedirectRefused, UnacceptableAnswer, describe
 
@@ -92,7 +93,7 @@ DEFAULT_RETRY_AFTER = 1.0
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(BatchNotifyError):
     """Slack did not take the message; raising lets Lambda retry the invocation later."""
 
     def __init__(self, message: str, code: Optional[str] = None) -> None:

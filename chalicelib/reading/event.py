@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
+from chalicelib.core.errors import BatchNotifyError
+
 BATCH_SOURCE = "aws.batch"
 JOB_STATE_CHANGE = "Batch Job State Change"
 JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
@@ -34,7 +36,7 @@ def raw_event(event: Any) -> Any:
     return to_dict() if callable(to_dict) else event
 
 
-class NotAJobStateChange(ValueError):
+class NotAJobStateChange(BatchNotifyError, ValueError):
     """The event is not an AWS Batch job state change this app can describe."""
 
 
