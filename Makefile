@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 demo: $(VENV)/.installed  ## replay tests/events through the real handlers; print (or post) the messages
 	$(PY) -m tools.replay tests/events
 
-test: $(VENV)/.installed  ## the whole offline test suite
+test: lint  ## the gates, then the whole offline test suite
 	$(PY) -m pytest
+
+lint: $(VENV)/.installed  ## ruff (style, bugs, complexity <= 10) and mypy --strict over app.py and chalicelib/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "batch-notify needs Python 3.11+: run make PYTHON=python3.11 ...")'

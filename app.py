@@ -5,6 +5,8 @@ Lambda function's name suffix and its key under ``lambda_functions`` in .chalice
 keep them stable. To add one, see "Add your own handler" in the README.
 """
 
+from chalice.app import CloudWatchEvent
+
 from chalicelib.application import BatchNotify
 from chalicelib.composing.critical_running import build_critical_running_message
 from chalicelib.composing.failure_message import describe_failure
@@ -18,23 +20,23 @@ app = BatchNotify(app_name="batch-notify")
 
 
 @app.on_cw_event(job_state_pattern("FAILED"))
-def on_job_failed(event):
+def on_job_failed(event: CloudWatchEvent) -> None:
     notify(event, describe_failure)
 
 
 @app.on_cw_event(job_state_pattern("SUCCEEDED"))
-def on_job_succeeded(event):
+def on_job_succeeded(event: CloudWatchEvent) -> None:
     notify(event, build_job_state_message)
 
 
 @app.on_cw_event(queue_blocked_pattern())
-def on_job_queue_blocked(event):
+def on_job_queue_blocked(event: CloudWatchEvent) -> None:
     notify(event, build_queue_blocked_message, detail_type=JOB_QUEUE_BLOCKED)
 
 
 # Example of a fork's own handler: RUNNING, only for jobs named critical-*.
 @app.on_cw_event(job_state_pattern("RUNNING", jobName=[{"prefix": "critical-"}]))
-def on_critical_job_running(event):
+def on_critical_job_running(event: CloudWatchEvent) -> None:
     notify(event, build_critical_running_message)
 
 
@@ -47,14 +49,14 @@ DAILY_DIGEST_CRON = "cron(0 9 * * ? *)"  # EventBridge cron, in UTC: 09:00 every
 
 
 @app.schedule(sweep_schedule(STUCK_SWEEP_MINUTES))
-def on_stuck_job_sweep(event):
+def on_stuck_job_sweep(event: CloudWatchEvent) -> None:
     from chalicelib.scheduled.stuck import sweep_stuck_jobs  # here, so event handlers' cold starts skip it
 
     sweep_stuck_jobs(event, every_minutes=STUCK_SWEEP_MINUTES)
 
 
 @app.schedule(DAILY_DIGEST_CRON)
-def on_daily_digest(event):
+def on_daily_digest(event: CloudWatchEvent) -> None:
     from chalicelib.scheduled.digest import post_daily_digests  # here, so event handlers' cold starts skip it
 
     post_daily_digests(event)

@@ -11,8 +11,9 @@ import math
 import os
 import statistics
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -41,7 +42,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
     def line(cells: Sequence[str]) -> str:
         out = []
-        for cell, width in zip(cells, widths):
+        for cell, width in zip(cells, widths, strict=False):  # a short row pads nothing
             numeric = cell.lstrip("-").replace(",", "").replace(".", "", 1).rstrip("x%").isdigit()
             out.append(cell.rjust(width) if numeric else cell.ljust(width))
         return "  ".join(out).rstrip()

@@ -27,9 +27,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -114,7 +115,7 @@ class AsyncQueue:
         heapq.heappush(self._heap, (ready_at, self._seq, index, attempt))
         self._seq += 1
 
-    def take(self) -> Optional[tuple[int, int]]:
+    def take(self) -> tuple[int, int] | None:
         """The next ready (event index, attempt number), or None when every event is settled."""
         with self._cond:
             while True:
@@ -157,7 +158,7 @@ def run_burst(events: Sequence[dict[str, Any]], *, concurrency: int, rate: float
 
     stage = json.loads((ROOT / ".chalice" / "config.json").read_text())
     saved = os.environ
-    os.environ = os.environ.copy()  # type: ignore[assignment]  # restored below
+    os.environ = os.environ.copy()  # type: ignore[assignment]  # noqa: B003 - a private copy, restored below
     queue = AsyncQueue(events)
     lock = threading.Lock()
     failures: Counter = Counter()
@@ -203,7 +204,7 @@ def run_burst(events: Sequence[dict[str, Any]], *, concurrency: int, rate: float
             for thread in threads:
                 thread.join()
             wall = time.monotonic() - started
-            posts: dict[int, int] = {i: 0 for i in range(len(events))}
+            posts: dict[int, int] = dict.fromkeys(range(len(events)), 0)
             stray = 0
             for message in slack.messages:
                 found = {int(n) for n in _JOB_ID_PATTERN.findall(json.dumps(message))}
@@ -213,7 +214,7 @@ def run_burst(events: Sequence[dict[str, Any]], *, concurrency: int, rate: float
                 posts[found.pop()] += 1
             rate_limited = slack.rate_limited_count
     finally:
-        os.environ = saved  # type: ignore[assignment]
+        os.environ = saved  # type: ignore[assignment]  # noqa: B003
         config.reset()
     return BurstResult(events=len(events), concurrency=concurrency, rate=rate, wall_seconds=wall,
                        invocations=invocations, rate_limited=rate_limited, posts_per_event=posts,
@@ -249,7 +250,7 @@ def _delays(text: str) -> list[float]:
     return values
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=300, help="distinct FAILED events (default 300)")
     parser.add_argument("--concurrency", type=int, default=10,

@@ -21,8 +21,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,7 +107,7 @@ def main() -> None:
         cold = []
         for region in regions:
             started = time.perf_counter()
-            logtail._client(region, settings.timeout)
+            logtail.logs_client(region, settings.timeout)
             cold.append((time.perf_counter() - started) * 1000)
 
         header = (f"{'event':<32}{'standard':>10}{'no tail':>10}{'ratio':>8}{'with tail':>11}{'ratio':>8}"
@@ -115,9 +115,9 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for name, job in jobs:
-            base = median_ms(lambda: build_job_state_message(job), args.repeat)
-            plain = median_ms(lambda: build_failure_message(job, None), args.repeat)
-            full = median_ms(lambda: build_failure_message(job, fetch_log_tail(job, settings)), args.repeat)
+            base = median_ms(lambda job=job: build_job_state_message(job), args.repeat)
+            plain = median_ms(lambda job=job: build_failure_message(job, None), args.repeat)
+            full = median_ms(lambda job=job: build_failure_message(job, fetch_log_tail(job, settings)), args.repeat)
             tail = fetch_log_tail(job, settings)
             note = tail.note or ("" if tail.lines else "no CloudWatch stream: nothing fetched")
             print(f"{name:<32}{base:>8.2f}ms{plain:>8.2f}ms{plain / base:>7.2f}x{full:>9.2f}ms{full / base:>7.2f}x"

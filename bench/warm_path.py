@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 from _common import load_event, median, percentile, quiet_app_logs, routed_fixtures, stage_environment, table
 from chalice.test import Client

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, EventSourceHandler
 
 from chalicelib.core import masking
-from chalicelib.core.config import log_level
+from chalicelib.core.config import settings
 from chalicelib.core.errors import BatchNotifyError
 
 # CloudWatchEvent's attributes and the envelope keys they come from.
@@ -60,7 +61,7 @@ def _guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         masking.install()
         try:
-            logging.getLogger("batch_notify").setLevel(log_level())
+            logging.getLogger("batch_notify").setLevel(settings().log_level)
             return handler(*args, **kwargs)
         except Exception as error:
             text = str(error)

@@ -1,37 +1,44 @@
 """The path every handler takes: event in, route decided, message built and delivered.
 
-Each event handled leaves one structured (JSON) log line: event id, job id, status, route,
-outcome (posted / skipped and why / failed and why), Slack attempts and duration. Never the
-token, the webhook URL or the message body.
+The steps, in order: :func:`parse` the event, :func:`decide` its route, build its message,
+claim it (the optional dedup table), deliver it, record it as posted. Each event handled
+leaves one structured (JSON) log line, written in one place (:func:`_log_ending`): event id,
+job id, status, route, outcome (posted / skipped and why / failed and why), Slack attempts
+and duration. Never the token, the webhook URL or the message body.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Literal, Mapping, Optional
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from chalicelib.composing.messages import SlackMessage, with_mentions
-from chalicelib.core.config import ConfigError, slack_settings
+from chalicelib.core.config import slack_settings
 from chalicelib.core.logline import log_line
 from chalicelib.deciding import dedup
-from chalicelib.deciding.routing import SINGLE_CHANNEL, Decision, route_table
-from chalicelib.delivering.slack import deliver
+from chalicelib.deciding.routing import SINGLE_CHANNEL, Decision, route_table, routing_status
+from chalicelib.delivering.slack import DeliveryReceipt, deliver
 from chalicelib.reading.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
 Outcome = Literal["posted", "skipped"]
 
+DUPLICATE = "already posted (a duplicate delivery of this event id)"
 
-def decide(job: JobStateChange) -> Decision:
-    """Where the job's message goes, by the routing file (or the single channel without one)."""
-    table = route_table()
-    if table is None:
-        return SINGLE_CHANNEL
-    if table.sets_channels and slack_settings().mode == "webhook":
-        raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
-                          "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
-    return table.decide(job.job_queue_name, job.job_name, job.routing_status)
+
+@dataclass(frozen=True)
+class _Ending:
+    """How one event's handling ended: the fields its log line adds to the event's own."""
+
+    outcome: Literal["posted", "skipped", "failed"]
+    level: int = logging.INFO
+    route: str | None = None
+    reason: str | None = None
+    slack_attempts: int | None = None
+    dedup: str | None = None
 
 
 def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANGE) -> Outcome:
@@ -44,47 +51,93 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
     started = time.monotonic()
     raw = raw_event(event)
     try:
-        job = JobStateChange.from_event(raw, detail_type)
+        job = parse(raw, detail_type)
     except NotAJobStateChange as error:
-        log_line(logging.ERROR, event_id=_id_for_log(raw), outcome="skipped",
-                 reason=f"not a {detail_type} event: {error}")
+        rejected = _Ending("skipped", logging.ERROR, reason=f"not a {detail_type} event: {error}")
+        _log_ending({"event_id": _id_for_log(raw)}, rejected, started)
         return "skipped"
-    # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
-    event_id = job.event_id
-    common = {"event_id": event_id, "job_id": job.job_id, "status": job.routing_status}
-    missing = job.missing_fields()
-    if missing:
-        log_line(logging.WARNING, **common, warning=f"detail lacks {', '.join(missing)}; notifying with what is there")
-    posted_note: Optional[str] = None
+    identity = _identity(job)
     try:
-        decision = decide(job)
-        if not decision.post:
-            log_line(logging.INFO, **common, route=decision.route, outcome="skipped", reason=decision.reason)
-            return "skipped"
-        message = with_mentions(build(job), decision.mentions)
-        # Claimed last, just before posting, so a claim is held for as short a time as possible.
-        if not dedup.claim(event_id or ""):
-            log_line(logging.INFO, **common, route=decision.route, outcome="skipped",
-                     reason="already posted (a duplicate delivery of this event id)")
-            return "skipped"
-        try:
-            receipt = deliver(message, slack_settings(), channel=decision.channel)
-        except Exception:
-            _release_quietly(event_id or "")
-            raise
+        ending = _route_and_post(job, build)
     except Exception as error:
         # One searchable line naming the event; Lambda logs the traceback and retries.
-        log_line(logging.ERROR, **common, outcome="failed", reason=f"{type(error).__name__}: {error}",
-                 duration_ms=round((time.monotonic() - started) * 1000))
+        _log_ending(identity, _Ending("failed", logging.ERROR, reason=f"{type(error).__name__}: {error}"), started)
         raise
+    _log_ending(identity, ending, started)
+    return "posted" if ending.outcome == "posted" else "skipped"
+
+
+def parse(raw: Any, detail_type: str = JOB_STATE_CHANGE) -> JobStateChange:
+    """The event's typed view; raise :class:`NotAJobStateChange` for another kind of event or a
+    broken envelope. Missing ``detail`` fields only warn: the message goes out with what is there."""
+    job = JobStateChange.from_event(raw, detail_type)
+    missing = job.missing_fields()
+    if missing:
+        log_line(logging.WARNING, **_identity(job),
+                 warning=f"detail lacks {', '.join(missing)}; notifying with what is there")
+    return job
+
+
+def decide(job: JobStateChange) -> Decision:
+    """Where the job's message goes, by the routing file (or the single channel without one)."""
+    # route_table() refuses a table that names channels with a webhook (ConfigError).
+    table = route_table()
+    if table is None:
+        return SINGLE_CHANNEL
+    return table.decide(job.job_queue_name, job.job_name, routing_status(job))
+
+
+def _route_and_post(job: JobStateChange, build: MessageBuilder) -> _Ending:
+    """Route, build, claim, deliver, record: the steps after parsing; raises what should be retried."""
+    decision = decide(job)
+    if not decision.post:
+        return _Ending("skipped", route=decision.route, reason=decision.reason)
+    message = with_mentions(build(job), decision.mentions)
+    # Claimed last, just before posting, so a claim is held for as short a time as possible.
+    # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
+    claim = dedup.claim(job.event_id or "")
+    if not claim.should_post:
+        return _Ending("skipped", route=decision.route, reason=DUPLICATE)
+    receipt = _deliver_claimed(message, decision, claim)
+    return _Ending("posted", route=decision.route, slack_attempts=receipt.attempts, dedup=_record_posted(claim))
+
+
+def _deliver_claimed(message: SlackMessage, decision: Decision, claim: dedup.Claim) -> DeliveryReceipt:
+    """Post ``message``; when that fails, free the claim so Lambda's retry can post, and raise."""
     try:
-        dedup.mark_posted(event_id or "")
+        return deliver(message, slack_settings(), channel=decision.channel)
+    except Exception:
+        _release_quietly(claim)
+        raise
+
+
+def _record_posted(claim: dedup.Claim) -> str | None:
+    """Mark the claim posted; a note for the log line when that failed (never raise after posting:
+    Lambda's retry would post the message again)."""
+    try:
+        dedup.mark_posted(claim)
     except dedup.DedupError as error:
-        # Never raise after posting: Lambda's retry would post the message again.
-        posted_note = f"posted, but not recorded as posted: {error}"
-    log_line(logging.INFO, **common, route=decision.route, outcome="posted", slack_attempts=receipt.attempts,
-             duration_ms=round((time.monotonic() - started) * 1000), dedup=posted_note)
-    return "posted"
+        return f"posted, but not recorded as posted: {error}"
+    return None
+
+
+def _release_quietly(claim: dedup.Claim) -> None:
+    """Free the claim so Lambda's retry can post; if that fails too, the claim's lease ends it."""
+    try:
+        dedup.release(claim)
+    except dedup.DedupError as error:
+        log_line(logging.WARNING, event_id=claim.event_id, dedup=f"claim not released (its lease will end): {error}")
+
+
+def _identity(job: JobStateChange) -> dict[str, Any]:
+    return {"event_id": job.event_id, "job_id": job.job_id, "status": routing_status(job)}
+
+
+def _log_ending(identity: Mapping[str, Any], ending: _Ending, started: float) -> None:
+    """The event's one log line. A skip is not timed: only posting and failing cost time worth reading."""
+    duration = None if ending.outcome == "skipped" else round((time.monotonic() - started) * 1000)
+    log_line(ending.level, **identity, route=ending.route, outcome=ending.outcome, reason=ending.reason,
+             slack_attempts=ending.slack_attempts, duration_ms=duration, dedup=ending.dedup)
 
 
 # An id from a rejected envelope is shown for searching, never trusted: bounded, any type.
@@ -97,11 +150,3 @@ def _id_for_log(raw: Any) -> str:
         return "(no id)"
     text = event_id if isinstance(event_id, str) else repr(event_id)
     return text[:_LOGGED_ID_LIMIT]
-
-
-def _release_quietly(event_id: str) -> None:
-    """Free the claim so Lambda's retry can post; if that fails too, the claim's lease ends it."""
-    try:
-        dedup.release(event_id)
-    except dedup.DedupError as error:
-        log_line(logging.WARNING, event_id=event_id, dedup=f"claim not released (its lease will end): {error}")

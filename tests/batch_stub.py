@@ -8,16 +8,18 @@ the Batch service model. The ``batch`` fixture is registered for every test by c
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from chalicelib.core import clients
 from chalicelib.reading import batch_api
 
-UTC = timezone.utc
+UTC = UTC
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -26,9 +28,9 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def api_job(job_id: str, name: str, status: str, created: datetime, *, started: Optional[datetime] = None,
-            stopped: Optional[datetime] = None, reason: Optional[str] = None, exit_code: Optional[int] = None,
-            container_reason: Optional[str] = None, **extra: Any) -> dict[str, Any]:
+def api_job(job_id: str, name: str, status: str, created: datetime, *, started: datetime | None = None,
+            stopped: datetime | None = None, reason: str | None = None, exit_code: int | None = None,
+            container_reason: str | None = None, **extra: Any) -> dict[str, Any]:
     """One ``jobSummaryList`` entry as ListJobs returns it."""
     job: dict[str, Any] = {
         "jobArn": f"arn:aws:batch:{REGION}:{ACCOUNT}:job/{job_id}", "jobId": job_id, "jobName": name,
@@ -76,8 +78,8 @@ class FakeBatch:
                 response["nextToken"] = f"queues-{i + 1}"
             self.stubber.add_response("describe_job_queues", response, {"nextToken": f"queues-{i}"} if i else {})
 
-    def jobs(self, queue: str, jobs: list[dict[str, Any]], *, status: Optional[str] = None,
-             created_after: Optional[datetime] = None, page_size: int = 100) -> None:
+    def jobs(self, queue: str, jobs: list[dict[str, Any]], *, status: str | None = None,
+             created_after: datetime | None = None, page_size: int = 100) -> None:
         request: dict[str, Any] = {"jobQueue": queue}
         if status:
             request["jobStatus"] = status
@@ -103,10 +105,11 @@ class FakeBatch:
 
 
 @pytest.fixture
-def batch(monkeypatch):
+def batch():
+    """AWS Batch as the code sees it: ``batch_api.batch_client()`` is the stubbed client."""
     fake = FakeBatch()
-    monkeypatch.setattr(batch_api, "_client", fake.client)
-    with fake.stubber:
+    with clients.use_client("batch", fake.client), fake.stubber:
+        assert batch_api.batch_client() is fake.client
         yield fake
 
 

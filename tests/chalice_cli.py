@@ -11,6 +11,7 @@ loopback port, so anything that still tried to reach the internet fails at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,8 +21,9 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELS_VARIABLE = "BATCH_NOTIFY_WHEELS"
@@ -67,7 +69,7 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def aws_env(endpoint_url: Optional[str] = None) -> dict[str, str]:
+def aws_env(endpoint_url: str | None = None) -> dict[str, str]:
     """This process's environment with fake AWS credentials, and no proxy, profile or metadata service.
 
     With ``endpoint_url``, every AWS SDK client goes there (``AWS_ENDPOINT_URL``); without,
@@ -92,7 +94,7 @@ def aws_env(endpoint_url: Optional[str] = None) -> dict[str, str]:
     return env
 
 
-def chalice_env(endpoint_url: Optional[str] = None) -> dict[str, str]:
+def chalice_env(endpoint_url: str | None = None) -> dict[str, str]:
     """:func:`aws_env` plus pip settings that install requirements.txt from :func:`wheel_dir` only."""
     env = {k: v for k, v in aws_env(endpoint_url).items() if not k.startswith("PIP_")}
     env.update(
@@ -180,13 +182,13 @@ class MotoServer:
     then killed if it lingers) however the block ends. Its request log goes to ``log``.
     """
 
-    def __init__(self, log: Optional[Path] = None, *, start_timeout: float = 60) -> None:
+    def __init__(self, log: Path | None = None, *, start_timeout: float = 60) -> None:
         self.log = log
         self.start_timeout = start_timeout
         self.url = ""
-        self._process: Optional[subprocess.Popen] = None
+        self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         for attempt in range(3):  # another process may take the free port before the server binds it
             try:
                 self._start()
@@ -203,15 +205,12 @@ class MotoServer:
     def _start(self) -> None:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
-        output = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        try:
+        # Closed again once the child has started: it keeps its own descriptor.
+        with open(self.log, "ab") if self.log else contextlib.nullcontext(subprocess.DEVNULL) as output:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                 stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=aws_env(),
             )
-        finally:
-            if self.log:
-                output.close()  # type: ignore[union-attr]  # the child keeps its own descriptor
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:

@@ -2,18 +2,24 @@
 
 Every test starts with no Slack settings, a Slack API URL pointing at a closed loopback port,
 and fake AWS credentials, so a forgotten stand-in or moto fails loudly instead of calling out.
+
+Settings are supplied one way: set the environment (``monkeypatch.setenv``), and call
+``config.reset()`` if the test already read them (this fixture resets before and after each
+test). AWS is moto, or a client handed in with ``clients.use_client(service, client)`` (the
+``batch`` fixture of tests/batch_stub.py): no test patches a module's client or cache.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from chalicelib.core import config, secrets
+from chalicelib.core import clients, config, masking
 from tools.slack_standin import SlackStandIn
 
 # The stubbed AWS Batch (`batch` fixture) of the sweep and digest tests.
@@ -51,11 +57,12 @@ def offline_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    config.reset()
-    secrets.reset()
+    config.reset()  # settings, AWS clients and SSM values: all of them live in the one tree
+    masking.forget()
     yield
     config.reset()
-    secrets.reset()
+    masking.forget()
+    clients.forget_fakes()
 
 
 @pytest.fixture
@@ -79,6 +86,16 @@ def webhook(slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> SlackStandI
     """Incoming-webhook mode against the stand-in."""
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
     return slack
+
+
+class NoCalls:
+    """An AWS client for ``clients.use_client`` that fails the test at any call: nothing to fetch."""
+
+    def __init__(self, why: str = "no AWS call expected") -> None:
+        self.why = why
+
+    def __getattr__(self, name: str) -> Any:
+        pytest.fail(f"{self.why} (called {name})")
 
 
 def closed_port() -> int:

@@ -12,13 +12,14 @@ then answered by the next behaviour of the script (the last one repeats)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Callable, Iterable, Optional
 
 __all__ = ["HostileServer", "Seen", "answer", "drip", "redirect", "slack_ok", "stream"]
 
@@ -65,8 +66,8 @@ def _head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def answer(status: int = 200, body: bytes | str | dict[str, object] = b"", content_type: Optional[str] = None,
-           headers: Optional[dict[str, str]] = None) -> Behaviour:
+def answer(status: int = 200, body: bytes | str | dict[str, object] = b"", content_type: str | None = None,
+           headers: dict[str, str] | None = None) -> Behaviour:
     """A complete answer: a dict as JSON, a str as text/plain, bytes as they are."""
     if isinstance(body, dict):
         data, kind = json.dumps(body).encode(), "application/json; charset=utf-8"
@@ -182,8 +183,8 @@ class HostileServer:
         self._acceptor.start()
         return self
 
-    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException],
-                 trace: Optional[TracebackType]) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
         self.stopping.set()
         self._acceptor.join(timeout=2)
         self._listener.close()
@@ -200,7 +201,7 @@ class HostileServer:
         while not self.stopping.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             with self._lock:
                 self.connections += 1
@@ -217,13 +218,11 @@ class HostileServer:
             with self._lock:
                 self.requests.append(request)
             self._next()(request, Out(conn, self))
-            try:
+            with contextlib.suppress(OSError):  # the client has gone already
                 conn.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     @staticmethod
-    def _read(conn: socket.socket) -> Optional[Seen]:
+    def _read(conn: socket.socket) -> Seen | None:
         data = b""
         try:
             while b"\r\n\r\n" not in data:

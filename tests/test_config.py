@@ -1,11 +1,16 @@
-"""Settings: one mode per stage, a direct value over a parameter, and errors naming the variable."""
+"""Settings: one mode per stage, a direct value over a parameter, errors naming the variable; the one
+settings tree, the one place that makes AWS clients, and AWS errors in words."""
 
 import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from chalicelib.core import aws_errors, clients, config, secrets
 from chalicelib.core.config import (
     ConfigError,
     load_log_level,
@@ -120,7 +125,8 @@ def test_the_secret_value_never_shows_in_repr():
 
 def _stage_env(stage):
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return config, {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+    stage_env = config["stages"][stage].get("environment_variables", {})
+    return config, {**config.get("environment_variables", {}), **stage_env}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -152,4 +158,168 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     listing = [st for st in policy["Statement"] if "batch:ListJobs" in st["Action"]]
     assert listing == [{"Sid": "BatchJobListing", "Effect": "Allow",
                         "Action": ["batch:ListJobs", "batch:DescribeJobQueues"], "Resource": ["*"]}]
-    assert all("*" != r for st in policy["Statement"] if st is not listing[0] for r in st["Resource"])
+    assert all(r != "*" for st in policy["Statement"] if st is not listing[0] for r in st["Resource"])
+
+
+# -- the settings tree (config.settings) -----------------------------------------------------------
+def test_sections_are_parsed_at_first_use_kept_and_forgotten_by_reset(monkeypatch):
+    monkeypatch.setenv("LOG_TAIL_LINES", "7")
+    assert config.settings().log_tail.lines == 7
+    monkeypatch.setenv("LOG_TAIL_LINES", "9")
+    assert config.log_tail_settings().lines == 7  # kept: a container's environment does not change
+    assert config.settings() is config.settings()
+    config.reset()
+    assert config.log_tail_settings().lines == 9
+
+
+def test_a_bad_section_fails_alone_and_is_parsed_again_next_time(monkeypatch):
+    monkeypatch.setenv("LOG_TAIL_LINES", "lots")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    tree = config.settings()
+    assert tree.slack.mode == "webhook" and tree.scheduled.stuck_after_minutes == 30
+    with pytest.raises(ConfigError, match="LOG_TAIL_LINES='lots'"):
+        _ = tree.log_tail
+    calls = []
+
+    def load(s):
+        calls.append(1)
+        raise ConfigError("not yet")
+
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            tree.section(load)
+    assert len(calls) == 2  # an error is not kept: the next invocation reads the fixed setting
+
+
+def test_a_stage_above_core_adds_its_own_section_loaded_once_even_from_many_threads():
+    calls = []
+
+    def load(s):
+        calls.append(1)
+        time.sleep(0.05)
+        return {"from": s.env.get("X")}
+
+    tree = config.Settings({"X": "1"})
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(tree.section(load))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == [1] and all(value is seen[0] for value in seen) and seen[0] == {"from": "1"}
+
+
+def test_the_tree_never_shows_the_environment():
+    tree = config.Settings({"SLACK_BOT_TOKEN": "xoxb-SECRETPART", "SLACK_CHANNEL": "C1"})
+    assert tree.slack.mode == "bot"
+    assert "SECRETPART" not in repr(tree) and "SECRETPART" not in repr(config.settings())
+    with pytest.raises(TypeError):
+        tree.env["SLACK_CHANNEL"] = "C2"  # read-only
+
+
+def test_the_old_setting_decorator_is_a_section_of_the_tree():
+    calls = []
+
+    @config.setting
+    def reader():
+        calls.append(1)
+        return len(calls)
+
+    assert (reader(), reader()) == (1, 1)
+    config.reset()
+    assert reader() == 2
+
+
+# -- AWS clients (core/clients.py) -----------------------------------------------------------------
+CFG = clients.ClientConfig(connect_timeout=2, read_timeout=3, attempts=2)
+
+
+def test_one_client_per_service_region_and_config_from_one_session():
+    ssm = clients.client("ssm", CFG)
+    assert clients.client("ssm", clients.ClientConfig(2, 3, 2)) is ssm  # equal configs share it
+    logs = clients.client("logs", CFG, region="eu-west-1")
+    assert clients.client("logs", clients.ClientConfig(1, 1, 1), region="eu-west-1") is not logs
+    assert clients.made() == (("ssm", None), ("logs", "eu-west-1"), ("logs", "eu-west-1"))
+    assert ssm.meta.config.retries["total_max_attempts"] == 2
+    assert (ssm.meta.config.connect_timeout, ssm.meta.config.read_timeout) == (2, 3)
+    assert ssm.meta.region_name == "us-east-1" and logs.meta.region_name == "eu-west-1"
+    config.reset()
+    assert clients.made() == () and clients.client("ssm", CFG) is not ssm
+
+
+def test_prepare_runs_once_on_a_client_just_made():
+    prepared = []
+    first = clients.client("ssm", CFG, prepare=prepared.append)
+    assert clients.client("ssm", CFG, prepare=prepared.append) is first and prepared == [first]
+
+
+def test_use_client_is_the_seam_for_tests():
+    fake, inner = object(), object()
+    with clients.use_client("batch", fake):
+        assert clients.client("batch", CFG) is fake and clients.client("batch", CFG, region="eu-west-1") is fake
+        with clients.use_client("batch", inner):
+            assert clients.client("batch", CFG) is inner
+        assert clients.client("batch", CFG) is fake
+        config.reset()  # a test's reset keeps its fake
+        assert clients.client("batch", CFG) is fake
+    assert clients.made() == ()
+    clients.use_client("logs", fake)  # without a block: until conftest forgets it after the test
+    assert clients.client("logs", CFG) is fake
+    clients.forget_fakes()
+    assert clients.client("logs", CFG) is not fake
+
+
+def test_the_shipped_callers_configs():
+    from chalicelib.reading import batch_api, logtail
+
+    assert secrets.ssm_client().meta.config.retries["total_max_attempts"] == 2
+    # botocore's max_attempts=5 (retries) was the batch client's: 6 attempts in all, as before.
+    assert batch_api.batch_client().meta.config.retries["total_max_attempts"] == 6
+    assert logtail.logs_client("us-west-2", 2.0).meta.config.retries["total_max_attempts"] == 1
+    assert clients.made() == (("ssm", None), ("batch", None), ("logs", "us-west-2"))
+
+
+# -- AWS errors in words (core/aws_errors.py) ------------------------------------------------------
+def client_error(code, message="User: arn:aws:sts::123456789012:assumed-role/x is not authorized"):
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"RequestId": "7a62c49f-347e-4fc4-9331-6e8eEXAMPLE"}}, "ListJobs")
+
+
+@pytest.mark.parametrize("error, family, words", [
+    (client_error("AccessDeniedException"), "access denied",
+     "access denied: the stage's IAM policy (.chalice/policy-<stage>.json) must allow batch:ListJobs"),
+    (client_error("ResourceNotFoundException"), "not found",
+     "ResourceNotFoundException: check the name, and that it exists in this account and region"),
+    (client_error("ParameterNotFound"), "not found",
+     "ParameterNotFound: check the name, and that it exists in this account and region"),
+    (client_error("TooManyRequestsException"), "throttled",
+     "throttled by AWS Batch: too many requests in this account and region: the next invocation tries again"),
+    (EndpointConnectionError(endpoint_url="https://batch.us-east-1.amazonaws.com/"), "unreachable",
+     "could not reach AWS Batch (EndpointConnectionError): check the function's network path to AWS "
+     "(in a VPC: a NAT gateway or a VPC endpoint)"),
+    (NoCredentialsError(), "no credentials", "no AWS credentials"),
+    (client_error("ServerException"), "refused", "AWS Batch answered ServerException"),
+    (ValueError("boom"), "unexpected", "unexpected error (ValueError)"),
+])
+def test_aws_errors_are_worded_by_family_without_request_ids_or_messages(error, family, words):
+    assert aws_errors.classify_aws_error(error).family == family
+    text = aws_errors.describe_aws_error(error, service="AWS Batch", action="batch:ListJobs")
+    assert text == words
+    assert "EXAMPLE" not in text and "123456789012" not in text and "boom" not in text
+
+
+def test_aws_error_words_with_what_could_not_be_done_and_no_fixes():
+    denied = client_error("AccessDenied")
+    assert aws_errors.describe_aws_error(denied, service="CloudWatch Logs", action="logs:GetLogEvents",
+                                         fixes={}) == "access denied (logs:GetLogEvents)"
+    down = EndpointConnectionError(endpoint_url="https://ssm.us-east-1.amazonaws.com/")
+    unreachable = aws_errors.describe_aws_error(down, service="SSM", action="ssm:GetParameter",
+                                                doing="read parameter '/x'", fixes={})
+    assert unreachable == "could not reach SSM to read parameter '/x': EndpointConnectionError"
+    unexpected = aws_errors.describe_aws_error(client_error("Nope"), service="SSM", action="ssm:GetParameter",
+                                               doing="read parameter '/x'")
+    assert unexpected == "could not read parameter '/x': SSM answered Nope"
+
+
+def test_an_aws_error_code_is_cut_short():
+    assert aws_errors.classify_aws_error(client_error("X" * 5000)).code == "X" * 100

@@ -1,25 +1,27 @@
 """Idempotency with a DynamoDB table (moto): one post per event id, however often it arrives.
 
-Time is a fake clock (claims hold epoch seconds, and claim()'s wait sleeps on it), so lease
-and TTL expiry are tested without waiting. "Another invocation" is a second claim() call:
-the table, not the process, decides who owns an event.
+Time is a fake clock passed to claim() and mark_posted() (claims hold epoch seconds, and
+claim()'s wait sleeps on it), so lease and TTL expiry are tested without waiting. "Another
+invocation" is a second claim() call: the table, not the process, decides who owns an event,
+and each invocation keeps its own Claim value.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.core import config
+from chalicelib.core import clients, config
 from chalicelib.core.config import ConfigError
 from chalicelib.deciding import dedup
-from chalicelib.deciding.dedup import ClaimHeld, DedupError, claim, mark_posted, release
+from chalicelib.deciding.dedup import Claim, ClaimHeld, DedupError, release
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "batch-notify-test-dedup"
@@ -29,14 +31,17 @@ DAY = 86400
 
 
 class FakeClock:
-    """dedup's clock and sleep: sleeping advances the clock and runs what the test scheduled."""
+    """A dedup.Clock: sleeping advances the clock and runs what the test scheduled."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.now = START
         self.sleeps = 0
-        self.during_sleep: Optional[Callable[[], None]] = None
+        self.during_sleep: Callable[[], None] | None = None
 
-    def __call__(self) -> float:
+    def time(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
@@ -46,13 +51,26 @@ class FakeClock:
             self.during_sleep()
 
 
+CLOCK = FakeClock()  # the clock the helpers below pass to dedup; the clock fixture resets it
+
+
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(dedup, "_clock", fake)
-    monkeypatch.setattr(dedup, "_sleep", fake.sleep)
-    monkeypatch.setattr(dedup, "_claims", {})
-    return fake
+def clock() -> FakeClock:
+    CLOCK.reset()
+    return CLOCK
+
+
+def claim(event_id: str, wait_seconds: float = dedup.DEFAULT_WAIT_SECONDS) -> Claim:
+    return dedup.claim(event_id, wait_seconds=wait_seconds, clock=CLOCK)
+
+
+def posts(event_id: str) -> bool:
+    """claim() as an invocation that only wants to know whether to post."""
+    return claim(event_id).should_post
+
+
+def mark_posted(held: Claim) -> None:
+    dedup.mark_posted(held, clock=CLOCK)
 
 
 @pytest.fixture
@@ -76,46 +94,47 @@ def item(client: Any, event_id: str = EVENT) -> dict[str, Any]:
 
 
 def another_invocation() -> bool:
-    """claim() as a second, concurrent invocation would call it: no patience."""
-    return claim(EVENT, wait_seconds=0)
+    """claim() as a second, concurrent invocation would call it: no patience. Whether it posts."""
+    return claim(EVENT, wait_seconds=0).should_post
 
 
 def test_first_claim_wins_and_holds_a_lease(table, clock):
-    assert claim(EVENT) is True
-    held = item(table)
-    assert held["state"] == "claimed"
-    assert held["claimed_until"] == START + dedup.DEFAULT_LEASE_SECONDS
-    assert held["expires_at"] == START + 7 * DAY  # abandoned claims are cleaned up by the TTL too
+    held = claim(EVENT)
+    assert (held.should_post, held.event_id) == (True, EVENT)
+    stored = item(table)
+    assert (stored["state"], stored["owner"]) == ("claimed", held.owner)
+    assert stored["claimed_until"] == START + dedup.DEFAULT_LEASE_SECONDS
+    assert stored["expires_at"] == START + 7 * DAY  # abandoned claims are cleaned up by the TTL too
     with pytest.raises(ClaimHeld, match=f"{EVENT} is being posted by another invocation"):
         another_invocation()
-    assert item(table)["owner"] == held["owner"]  # the loser changed nothing
+    assert item(table)["owner"] == held.owner  # the loser changed nothing
 
 
 def test_a_second_delivery_of_a_posted_event_is_skipped(table, clock):
-    assert claim(EVENT)
-    mark_posted(EVENT)
+    mark_posted(claim(EVENT))
     assert item(table) == {"event_id": EVENT, "state": "posted", "posted_at": START, "expires_at": START + 7 * DAY}
-    assert claim(EVENT) is False
+    assert claim(EVENT) == Claim(EVENT, owner=None, should_post=False)  # holds nothing: nothing to release
     assert another_invocation() is False
     assert clock.sleeps == 0  # a posted event is decided at once
 
 
 def test_a_concurrent_duplicate_waits_for_the_holder_and_is_skipped_when_it_posts(table, clock):
-    assert claim(EVENT)
-    clock.during_sleep = lambda: mark_posted(EVENT)  # the holder finishes while the duplicate waits
-    assert claim(EVENT) is False
+    held = claim(EVENT)
+    clock.during_sleep = lambda: mark_posted(held)  # the holder finishes while the duplicate waits
+    assert posts(EVENT) is False
     assert clock.sleeps == 1
 
 
 def test_a_concurrent_duplicate_takes_over_when_the_holder_releases(table, clock):
-    assert claim(EVENT)
-    clock.during_sleep = lambda: release(EVENT)  # the holder's post failed
-    assert claim(EVENT) is True
+    held = claim(EVENT)
+    clock.during_sleep = lambda: release(held)  # the holder's post failed
+    second = claim(EVENT)
+    assert second.should_post and second.owner != held.owner
     assert item(table)["state"] == "claimed"
 
 
 def test_a_claim_held_past_the_wait_raises_so_lambda_retries_later(table, clock):
-    assert claim(EVENT)
+    assert posts(EVENT)
     with pytest.raises(ClaimHeld, match=f"DynamoDB table '{TABLE}'"):
         claim(EVENT, wait_seconds=3)
     # Tried again every 0.5 s for the 3 s it was given, then gave up.
@@ -123,32 +142,29 @@ def test_a_claim_held_past_the_wait_raises_so_lambda_retries_later(table, clock)
 
 
 def test_a_released_claim_can_be_claimed_again(table, clock):
-    assert claim(EVENT)
-    release(EVENT)
+    release(claim(EVENT))
     assert item(table) == {}
     assert another_invocation() is True
 
 
 def test_an_expired_lease_can_be_claimed_and_the_late_holder_cannot_release_it(table, clock):
-    assert claim(EVENT)
-    first = dedup._claims[EVENT]
+    first = claim(EVENT)
     clock.now += dedup.DEFAULT_LEASE_SECONDS - 1
     with pytest.raises(ClaimHeld):
         another_invocation()  # still the first invocation's
     clock.now += 2
-    assert another_invocation() is True  # the first one died between claim and post
-    second = item(table)["owner"]
-    assert second != first and item(table)["claimed_until"] == clock.now + dedup.DEFAULT_LEASE_SECONDS
+    second = claim(EVENT, wait_seconds=0)  # the first one died between claim and post
+    assert second.should_post and second.owner != first.owner
+    assert item(table)["owner"] == second.owner
+    assert item(table)["claimed_until"] == clock.now + dedup.DEFAULT_LEASE_SECONDS
     # The first invocation wakes up late and its post fails: releasing must not free the
     # second invocation's claim.
-    dedup._claims[EVENT] = first
-    release(EVENT)
-    assert item(table)["owner"] == second
+    release(first)
+    assert item(table)["owner"] == second.owner
 
 
 def test_a_posted_event_is_not_claimable_after_any_lease_only_after_its_ttl(table, clock):
-    assert claim(EVENT)
-    mark_posted(EVENT)
+    mark_posted(claim(EVENT))
     clock.now += 6 * DAY
     assert another_invocation() is False
     # DynamoDB's TTL deletes lazily (up to days late): an expired item counts as gone.
@@ -157,18 +173,19 @@ def test_a_posted_event_is_not_claimable_after_any_lease_only_after_its_ttl(tabl
 
 
 def test_release_without_a_claim_and_events_are_independent(table, clock):
-    release(EVENT)  # nothing held: nothing to do
-    assert claim(EVENT) and claim("another-event")
-    mark_posted("another-event")
-    assert claim("another-event") is False
+    release(Claim(EVENT))  # nothing held: nothing to do
+    assert posts(EVENT)
+    mark_posted(claim("another-event"))
+    assert posts("another-event") is False
     with pytest.raises(ClaimHeld):
         another_invocation()
 
 
 def test_an_event_without_an_id_is_posted_without_a_claim(table, clock):
-    assert claim("") is True and claim("") is True  # nothing to key on: post rather than fail
-    mark_posted("")
-    release("")
+    held = claim("")
+    assert held == Claim("") and claim("").should_post  # nothing to key on: post rather than fail
+    mark_posted(held)
+    release(held)
     assert table.scan(TableName=TABLE)["Items"] == []
 
 
@@ -176,21 +193,25 @@ def test_ttl_and_lease_come_from_the_environment(table, clock, monkeypatch):
     monkeypatch.setenv("NOTIFY_DEDUP_TTL_DAYS", "1.5")
     monkeypatch.setenv("NOTIFY_DEDUP_LEASE_SECONDS", "90")
     config.reset()
-    assert claim(EVENT)
+    held = claim(EVENT)
     assert item(table)["claimed_until"] == START + 90
-    mark_posted(EVENT)
+    mark_posted(held)
     assert item(table)["expires_at"] == START + 1.5 * DAY
 
 
 def test_the_code_calls_only_the_actions_the_policy_grants(table, clock):
     calls: list[str] = []
-    dedup._client().meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
-    assert claim(EVENT)
-    release(EVENT)
-    assert claim(EVENT)
-    mark_posted(EVENT)
-    assert claim(EVENT) is False
+    dedup.dynamodb_client().meta.events.register("before-call.dynamodb",
+                                                 lambda model, **_: calls.append(model.name))
+    release(claim(EVENT))
+    mark_posted(claim(EVENT))
+    assert posts(EVENT) is False
     assert {f"dynamodb:{name}" for name in calls} == set(dedup.IAM_ACTIONS)
+
+
+def test_the_system_clock_is_the_default():
+    assert abs(dedup.SYSTEM_CLOCK.time() - time.time()) < 5
+    dedup.SYSTEM_CLOCK.sleep(0)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -211,7 +232,7 @@ def test_a_table_with_another_key_is_an_error_saying_what_key(clock, monkeypatch
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
         monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "wrong-key")
         config.reset()
-        with pytest.raises(DedupError, match="'wrong-key'.*partition key must be event_id"):
+        with pytest.raises(DedupError, match=r"'wrong-key'.*partition key must be event_id"):
             claim(EVENT)
 
 
@@ -229,22 +250,21 @@ def _answer(code: str, operation: str = "PutItem") -> Callable[..., None]:
     ("InternalServerError", "InternalServerError; raising so Lambda retries"),
 ])
 def test_dynamodb_errors_on_claim_raise_naming_the_table(table, clock, code, expected):
-    dedup._client().meta.events.register("before-call.dynamodb.PutItem", _answer(code))
+    dedup.dynamodb_client().meta.events.register("before-call.dynamodb.PutItem", _answer(code))
     with pytest.raises(DedupError, match=expected) as error:
         claim(EVENT)
     assert not isinstance(error.value, ClaimHeld)
-    assert dedup._claims == {}
 
 
 def test_mark_posted_and_release_errors_raise_dedup_errors(table, clock):
-    assert claim(EVENT) and claim("other")
-    dedup._client().meta.events.register("before-call.dynamodb.PutItem", _answer("InternalServerError"))
-    dedup._client().meta.events.register("before-call.dynamodb.DeleteItem",
-                                         _answer("InternalServerError", "DeleteItem"))
-    with pytest.raises(DedupError, match="record event .* as posted"):
-        mark_posted(EVENT)
+    held, other = claim(EVENT), claim("other")
+    client = dedup.dynamodb_client()
+    client.meta.events.register("before-call.dynamodb.PutItem", _answer("InternalServerError"))
+    client.meta.events.register("before-call.dynamodb.DeleteItem", _answer("InternalServerError", "DeleteItem"))
+    with pytest.raises(DedupError, match=r"record event .* as posted"):
+        mark_posted(held)
     with pytest.raises(DedupError, match="release the claim on event other"):
-        release("other")
+        release(other)
 
 
 def test_an_unreachable_dynamodb_fails_fast_naming_the_table(clock, monkeypatch):
@@ -260,11 +280,16 @@ def test_an_unreachable_dynamodb_fails_fast_naming_the_table(clock, monkeypatch)
 
 
 def test_without_a_table_nothing_reaches_aws(clock, monkeypatch):
-    monkeypatch.setattr(dedup, "_client", lambda: pytest.fail("dedup is off: no DynamoDB client"))
+    # Any DynamoDB call would go to a closed port and raise DedupError (the test above).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    config.reset()
     assert not dedup.enabled()
-    assert claim(EVENT) is True and claim(EVENT) is True
-    mark_posted(EVENT)
-    release(EVENT)
+    held = claim(EVENT)
+    assert held == Claim(EVENT) and not held.held and posts(EVENT)
+    mark_posted(held)
+    release(held)
+    release(Claim(EVENT, owner="a token from elsewhere"))  # dedup off: not even a stray owner is looked up
+    assert clients.made() == ()  # not even a client was made
 
 
 @pytest.mark.parametrize("env, variable", [

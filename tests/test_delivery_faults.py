@@ -116,7 +116,8 @@ def test_unreachable_ssm_fails_fast_naming_the_parameter(slack, monkeypatch):
     sends = []
     secrets._client().meta.events.register("before-send.ssm.GetParameter", lambda **kw: sends.append(1))
     started = time.monotonic()
-    with pytest.raises(SecretError, match="could not reach SSM to read parameter '/batch-notify/dev/slack-webhook-url'"):
+    reading = "could not reach SSM to read parameter '/batch-notify/dev/slack-webhook-url'"
+    with pytest.raises(SecretError, match=reading):
         invoke()
     assert len(sends) <= 2  # one try and one retry: no retry storm inside one invocation
     assert time.monotonic() - started < 10

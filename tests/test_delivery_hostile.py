@@ -11,8 +11,9 @@ import logging
 import math
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -27,7 +28,9 @@ from chalicelib.core.config import SlackSettings, load_slack_settings
 from chalicelib.delivering.slack import (
     DEFAULT_RETRY_AFTER,
     DeliveryError,
+    MessageRef,
     PermanentDeliveryError,
+    Slack,
     deliver,
     retry_after_seconds,
 )
@@ -105,6 +108,18 @@ def test_a_redirect_is_refused_and_its_target_never_contacted(server, elsewhere,
     assert "redirect" in text and "refused" in text and "127.0.0.1" in text
     assert "steal" not in text and "token=" not in text
     assert_no_secret(text + "\n".join(r.getMessage() for r in caplog.records))
+
+
+@pytest.mark.parametrize("call", ["update", "reply"])
+def test_updates_and_replies_refuse_redirects_too(server, elsewhere, call):
+    # Every call of the seam goes through the one bounded transport.
+    server.script(redirect(307, f"{elsewhere.url}/api/chat.{call}"))
+    slack, ref = Slack(settings_for("bot", server)), MessageRef(TEST_CHANNEL, "1700000000.000100")
+    with pytest.raises(DeliveryError) as raised:
+        slack.update(ref, MESSAGE) if call == "update" else slack.reply(ref, MESSAGE)
+    assert elsewhere.requests == [] and len(server.requests) == 1 == requests_in(raised.value)
+    assert "refused" in str(raised.value)
+    assert_no_secret(str(raised.value))
 
 
 # -- 2. Only Slack's success counts -----------------------------------------------------------------
@@ -203,7 +218,7 @@ def test_a_retry_after_beyond_the_budget_gives_up_at_once_saying_so(server):
     assert len(server.requests) == 1 == requests_in(error)
 
 
-NOW = datetime(2026, 11, 25, 9, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("value, seconds", [

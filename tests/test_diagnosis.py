@@ -388,7 +388,7 @@ def test_the_failed_handler_posts_each_diagnosis(webhook):
         for name in HANDLER_CASES:
             client.lambda_.invoke("on_job_failed", load_event(name))
     assert len(webhook.messages) == len(HANDLER_CASES)
-    for (name, title), posted in zip(HANDLER_CASES.items(), webhook.messages):
+    for (name, title), posted in zip(HANDLER_CASES.items(), webhook.messages, strict=True):
         sections = [b["text"]["text"] for b in posted["blocks"] if b["type"] == "section" and "text" in b]
         [hint] = [t for t in sections if t.startswith(":bulb: ")]
         assert hint.startswith(f":bulb: *{title}*: "), name

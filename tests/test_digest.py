@@ -5,7 +5,7 @@ Slack stand-in). AWS Batch is botocore's Stubber (see tests/test_stuck.py for wh
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from tests.batch_stub import api_job, api_queue, log_lines, scheduled_event, wri
 from tests.conftest import TEST_CHANNEL, load_event
 from tools.slack_standin import Reply, SlackStandIn, block_kit_errors
 
-UTC = timezone.utc
+UTC = UTC
 REGION = "us-east-1"
 END = datetime(2024, 5, 13, 9, 0, tzinfo=UTC)
 START = END - timedelta(hours=24)
@@ -251,6 +251,7 @@ def test_a_digest_only_route_gets_no_per_job_message_but_its_digest(batch, bot, 
     [line] = [x for x in log_lines(caplog) if x.get("event_id") == event["id"]]
     assert (line["outcome"], line["reason"]) == ("skipped", "route 'everything' is digest-only")
     monkeypatch.setenv("DIGEST_QUEUES", "etl-queue")
+    config.reset()  # settings are read once per container: the handler above read them
     batch.jobs("etl-queue", etl_day(), created_after=END - LOOKBACK)
     invoke(digest_event())
     [digest] = bot.messages
@@ -291,7 +292,8 @@ def test_a_queue_that_cannot_be_listed_is_named_in_the_digest(batch, bot, monkey
     invoke(digest_event())
     [digest] = bot.messages
     context = digest["blocks"][-1]["elements"][0]["text"]
-    assert "Not counted in full: secret-queue: AccessDeniedException: the stage's IAM policy" in context
+    # The reason is describe_aws_error's (chalicelib/core/aws_errors.py), naming what to allow.
+    assert "Not counted in full: secret-queue: " in context and "must allow batch:ListJobs" in context
     assert any(x.get("queue") == "secret-queue" and x["outcome"] == "failed" for x in log_lines(caplog))
 
 
@@ -325,3 +327,37 @@ def test_when_every_digest_fails_the_handler_raises(batch, bot, monkeypatch):
     bot.script(Reply(body={"ok": False, "error": "channel_not_found"}))
     with pytest.raises(RuntimeError, match="none posted"):  # nothing went out: a retry posts nothing twice
         invoke(digest_event())
+
+
+# -- the one orchestration (chalicelib/scheduled/run.py): where the sweep and the digest differed --
+
+def test_a_listing_cut_short_is_logged_and_said_in_the_digest(batch, bot, monkeypatch, caplog):
+    from chalicelib.scheduled.digest import post_daily_digests
+
+    monkeypatch.setenv("DIGEST", "on")
+    monkeypatch.setenv("DIGEST_QUEUES", "etl-queue")
+    batch.jobs("etl-queue", etl_day(), created_after=END - LOOKBACK)
+    result = post_daily_digests(digest_event(), listing_limit=3)  # the seam: MAX_JOBS_PER_LISTING at test size
+    assert (result.posted, result.truncated, result.unlisted) == (1, 1, 0)
+    [digest] = bot.messages
+    assert digest["blocks"][-1]["elements"][0]["text"].endswith(
+        "Not counted in full: etl-queue: more than 3 jobs; the oldest were not looked at")
+    lines = log_lines(caplog)
+    # Logged the way the sweep logs it (the digest used to say so only in the message).
+    assert {"digest": "daily", "queue": "etl-queue",
+            "warning": "more than 3 jobs; the oldest were not looked at"} in lines
+    [summary_line] = [line for line in lines if "digests" in line]
+    assert (summary_line["truncated"], "unlisted" in summary_line) == (1, False)
+
+
+def test_when_no_queue_can_be_listed_the_summary_is_logged_before_raising(batch, bot, monkeypatch, caplog):
+    monkeypatch.setenv("DIGEST", "on")
+    monkeypatch.setenv("DIGEST_QUEUES", "etl-queue")
+    filters = [{"name": "AFTER_CREATED_AT", "values": [str(int((END - LOOKBACK).timestamp() * 1000))]}]
+    batch.error("list_jobs", "TooManyRequestsException", {"jobQueue": "etl-queue", "filters": filters}, 429)
+    with pytest.raises(RuntimeError, match=r"daily digest at 2024-05-13 09:00 UTC: no job queue could be listed"):
+        invoke(digest_event())
+    assert bot.requests == []  # a digest of nothing would mislead
+    [summary_line] = [line for line in log_lines(caplog) if "queues" in line]
+    assert summary_line == {"digest": "daily", "end": "2024-05-13T09:00:00+00:00", "queues": 1, "posted": 0,
+                            "failed": 0, "unlisted": 1}

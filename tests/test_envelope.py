@@ -96,7 +96,7 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_siz
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(changes=st.dictionaries(st.sampled_from(ENVELOPE_FIELDS + ("source", "detail-type", "detail")),
+@given(changes=st.dictionaries(st.sampled_from((*ENVELOPE_FIELDS, "source", "detail-type", "detail")),
                                _json, min_size=1, max_size=4))
 def test_any_envelope_either_posts_or_logs_one_error(changes, slack: SlackStandIn, monkeypatch, caplog):
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)

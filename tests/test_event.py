@@ -3,18 +3,26 @@
 import copy
 import re
 from datetime import timedelta
+from functools import cached_property
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.composing.failure_message import build_failure_message
+from chalicelib.core import clients
+from chalicelib.core.config import LogTailSettings
 from chalicelib.reading.event import (
     ENVELOPE_LIST_FIELDS,
     ENVELOPE_TEXT_FIELDS,
+    AttemptView,
+    ContainerView,
     JobStateChange,
     NotAJobStateChange,
+    RetryRule,
     as_text,
 )
+from chalicelib.reading.logtail import fetch_log_tail
 from tests.conftest import load_event
 
 ENVELOPE_FIELDS = ENVELOPE_TEXT_FIELDS + ENVELOPE_LIST_FIELDS
@@ -105,7 +113,8 @@ def test_retried_job_falls_back_to_the_last_attempts_stream():
 def test_missing_fields_are_named_not_fatal():
     job = JobStateChange.from_event(load_event("detail_missing_fields"))
     assert job.missing_fields() == ["jobName", "jobQueue", "jobDefinition"]
-    assert (job.job_name, job.exit_code, job.duration, job.log_stream_name, job.attempts) == (None, None, None, None, ())
+    read = (job.job_name, job.exit_code, job.duration, job.log_stream_name, job.attempts)
+    assert read == (None, None, None, None, ())
 
 
 @pytest.mark.parametrize("event, why", [
@@ -324,3 +333,53 @@ def test_lone_surrogates_in_job_text_become_replacement_characters():
     assert job.job_id == "job-\ufffd"
     assert job.container is not None and job.container.log_options == {"awslogs-group": "/g\ufffd"}
     assert as_text("plain") == "plain" and as_text("") is None
+
+
+# -- what the view is, and what it is not ------------------------------------------------------
+VIEWS = (JobStateChange, AttemptView, ContainerView, RetryRule)
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda view: view.__name__)
+def test_every_public_property_says_what_aws_means_by_it(view):
+    public = {name: member for name, member in vars(view).items() if not name.startswith("_")
+              and isinstance(member, (property, cached_property))}
+    assert public  # the classes really have properties to check
+    assert [name for name, member in public.items() if not (member.__doc__ or "").strip()] == []
+
+
+def test_the_view_has_no_routing_words():
+    # What a route matches on is routing's business (chalicelib/deciding/routing.py).
+    assert [name for name in dir(JobStateChange) if "rout" in name] == []
+
+
+class CountingView(JobStateChange):
+    """The view, counting how often a log location is worked out (a fake chosen by input)."""
+
+    def __init__(self, event):
+        super().__init__(event)
+        self.log_locations_computed = 0
+
+    def log_location_of(self, container=None):
+        self.log_locations_computed += 1
+        return super().log_location_of(container)
+
+
+class FakeLogs:
+    """CloudWatch Logs for the log tail: every stream ends with one line."""
+
+    def get_log_events(self, **request):
+        return {"events": [{"timestamp": 1, "message": "done"}]}
+
+
+@pytest.mark.parametrize("name", ["retried_failed", "ec2_failed", "ecs_multicontainer_failed",
+                                  "splunk_log_driver_failed", "eks_failed"])
+def test_one_failed_message_works_out_the_log_location_once(name):
+    # The handler's path: fetch the tail, then build the message (links, attempts, context line).
+    job = CountingView(load_event(name))
+    clients.use_client("logs", FakeLogs())
+    tail = fetch_log_tail(job, LogTailSettings(lines=5, timeout=5.0))
+    assert tail.lines == (("done",) if job.log_location is not None else ())
+    build_failure_message(job, tail).to_dict()
+    # One per container of a multi-container job (its buttons), else one.
+    assert job.log_locations_computed == (len(job.containers) if job.is_multi_container else 1)
+    assert job.log_location is job.log_location and job.attempts is job.attempts

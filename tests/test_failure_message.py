@@ -1,9 +1,11 @@
-"""FAILED messages with diagnosis, attempt history and log tail: exact JSON, safety, limits, handler."""
+"""FAILED messages with diagnosis, attempt history and log tail: order, safety, limits, handler.
+
+The exact payload the FAILED handler posts per fixture is tests/test_snapshots.py's.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -18,14 +20,14 @@ from slack_sdk.models.blocks import ActionsBlock, ContextBlock
 from app import app
 from chalicelib.composing.failure_message import LOG_LINE_LIMIT, build_failure_message, describe_failure
 from chalicelib.composing.messages import build_job_state_message
+from chalicelib.core import clients
 from chalicelib.reading import logtail
 from chalicelib.reading.event import JobStateChange
 from chalicelib.reading.logtail import MAX_LINE_SCAN, LogTail
-from tests.conftest import event_names, load_event
+from tests.conftest import NoCalls, event_names, load_event
 from tools.slack_standin import block_kit_errors
 
 ROOT = Path(__file__).resolve().parent.parent
-SNAPSHOTS = ROOT / "tests" / "snapshots"
 JOB_EVENTS = [n for n in event_names() if n != "job_queue_blocked"]
 
 # What retried_failed's last attempt might have printed (already masked, as fetch_log_tail returns it).
@@ -57,16 +59,6 @@ def tail_section(payload_):
     [text] = [b["text"]["text"] for b in payload_["blocks"] if b["type"] == "section"
               and b.get("text", {}).get("text", "").startswith(":page_facing_up:")]
     return text
-
-
-def test_retried_failed_matches_the_snapshot():
-    """Reviewed by eye once. Regenerate with UPDATE_SNAPSHOTS=1 after a deliberate change."""
-    rendered = json.dumps(payload("retried_failed", RETRIED_TAIL), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    snapshot = SNAPSHOTS / "failure_retried_failed.json"
-    if os.environ.get("UPDATE_SNAPSHOTS"):
-        snapshot.write_text(rendered)
-    assert snapshot.exists(), "no snapshot: run UPDATE_SNAPSHOTS=1 make test and review it"
-    assert rendered == snapshot.read_text()
 
 
 def test_the_added_blocks_sit_between_the_reasons_and_the_buttons():
@@ -131,7 +123,7 @@ def test_attempt_history_lists_each_attempt_with_its_own_log():
     assert "Essential container in task exited" in lines[2]
     streams = ["86d698f5daf613bd2af99b47354bdc64", "734f10cb56de471aaa3195495d2ecb84",
                "4657f2727463bdbee378d10b64d6e5bf"]
-    for line, stream in zip(lines, streams):
+    for line, stream in zip(lines, streams, strict=True):
         assert re.search(r"<https://us-east-1\.console\.aws\.amazon\.com/cloudwatch/home\?region=us-east-1#logsV2:"
                          r"log-groups/log-group/\$252Faws\$252Fbatch\$252Fjob/log-events/"
                          rf"variant-call\$252Fdefault\$252F{stream}\|log>$",
@@ -186,7 +178,7 @@ def test_every_fixture_fits_slacks_limits(name, tail):
 
 def test_describe_failure_respects_the_switch(monkeypatch):
     monkeypatch.setenv("LOG_TAIL_LINES", "0")
-    monkeypatch.setattr(logtail, "_client", lambda *a: pytest.fail("no call expected"))
+    clients.use_client("logs", NoCalls("no call expected"))
     assert describe_failure(job("timeout_failed")).to_dict() == payload("timeout_failed")
 
 
@@ -203,7 +195,7 @@ def test_describe_failure_returns_at_the_deadline_and_says_why(monkeypatch):
         def get_log_events(self, **kwargs):
             time.sleep(5)
     monkeypatch.setenv("LOG_TAIL_TIMEOUT_SECONDS", "1")
-    monkeypatch.setattr(logtail, "_client", lambda *a: Hung())
+    clients.use_client("logs", Hung())
     started = time.monotonic()
     message = describe_failure(job("ec2_failed")).to_dict()
     assert time.monotonic() - started < 1 + 0.3
@@ -248,7 +240,7 @@ def test_the_failed_handler_posts_the_tail(slack, monkeypatch, tmp_path):
 
 def test_the_shipped_local_stage_keeps_the_tail_off(slack, monkeypatch):
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
-    monkeypatch.setattr(logtail, "_client", lambda *a: pytest.fail("the local stage must not call AWS"))
+    clients.use_client("logs", NoCalls("the local stage must not call AWS"))
     with Client(app, stage_name="local") as client:
         client.lambda_.invoke("on_job_failed", load_event("diag_out_of_memory"))
     [posted] = slack.messages

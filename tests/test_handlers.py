@@ -58,7 +58,7 @@ def test_dev_stage_reads_the_webhook_from_ssm_once_per_container(slack):
     boto3.client("ssm").put_parameter(Name="/batch-notify/dev/slack-webhook-url", Value=slack.webhook_url,
                                       Type="SecureString")
     calls = []
-    secrets._client().meta.events.register("before-call.ssm.GetParameter", lambda **kw: calls.append(kw))
+    secrets.ssm_client().meta.events.register("before-call.ssm.GetParameter", lambda **kw: calls.append(kw))
     invoke("on_job_failed", "ec2_failed", stage="dev")
     invoke("on_job_failed", "fargate_failed", stage="dev")
     assert len(slack.messages) == 2
@@ -77,7 +77,7 @@ def test_prod_stage_reads_the_bot_token_from_ssm(slack, monkeypatch):
 
 @mock_aws
 def test_missing_ssm_parameter_names_it(slack):
-    with pytest.raises(SecretError, match="'/batch-notify/dev/slack-webhook-url' .*SLACK_WEBHOOK_URL_PARAM"):
+    with pytest.raises(SecretError, match=r"'/batch-notify/dev/slack-webhook-url' .*SLACK_WEBHOOK_URL_PARAM"):
         invoke("on_job_failed", "ec2_failed", stage="dev")
     assert slack.requests == []
 

@@ -13,11 +13,13 @@ from chalicelib.reading.links import (
     batch_job_url,
     cloudwatch_logs_url,
     console_domain,
+    job_links,
     job_log_links,
+    job_log_url,
     log_location,
     missing_log_link_reason,
 )
-from tests.conftest import load_event
+from tests.conftest import event_names, load_event
 
 
 def job(region="us-east-1", **detail):
@@ -99,7 +101,8 @@ def test_custom_awslogs_group_and_region_win_over_defaults():
 
 def test_awslogs_without_options_uses_the_batch_default_group_and_event_region():
     container = {"logStreamName": "s", "logConfiguration": {"logDriver": "awslogs"}}
-    assert log_location(job(region="ap-south-1", container=container)) == LogLocation("ap-south-1", "/aws/batch/job", "s")
+    expected = LogLocation("ap-south-1", "/aws/batch/job", "s")
+    assert log_location(job(region="ap-south-1", container=container)) == expected
 
 
 @pytest.mark.parametrize("driver", ["splunk", "fluentd", "json-file", "awsfirelens"])
@@ -192,3 +195,15 @@ def test_a_job_that_ran_is_never_said_not_to_have_started():
     j = job(status="FAILED", ecsProperties={"taskProperties": [{"containers": [{"name": "app"}]}]}, attempts=attempts)
     reason = missing_log_link_reason(j)
     assert "did not start" not in reason and reason.startswith("No log stream")
+
+
+@pytest.mark.parametrize("name", event_names())
+def test_job_links_gives_every_link_of_a_job_at_once(name):
+    j = JobStateChange.from_event(load_event(name), load_event(name)["detail-type"])
+    links = job_links(j)
+    assert links.logs == job_log_links(j)
+    assert links.batch == batch_job_url(j.region, j.job_id)
+    assert links.missing_logs == missing_log_link_reason(j)
+    # A job has log links, or a reason it has none: never both, never neither.
+    assert bool(links.logs) != bool(links.missing_logs)
+    assert (job_log_url(j) is not None) <= bool(links.logs)

@@ -10,14 +10,16 @@ import json
 import socket
 import threading
 import time
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from chalicelib.core import clients
 from chalicelib.core.config import ConfigError, LogTailSettings, load_log_tail_settings, load_slack_settings
 from chalicelib.reading import logtail
 from chalicelib.reading.event import JobStateChange
@@ -31,11 +33,11 @@ SETTINGS = LogTailSettings(lines=20, timeout=2.0)
 GROUP, REGION, STREAM = "/aws/batch/job", "us-east-1", "nightly-etl/default/abeb2b9a53a1dc5d73f28f5ae029cd0c"
 
 
-@pytest.fixture(autouse=True)
-def fresh_clients():
-    logtail.reset()
-    yield
-    logtail.reset()
+@pytest.fixture
+def use_logs():
+    """Hand the log tail a CloudWatch Logs client of the test's own (conftest resets the rest)."""
+    with ExitStack() as stack:
+        yield lambda fake: stack.enter_context(clients.use_client("logs", fake))
 
 
 def job(name="ec2_failed"):
@@ -44,15 +46,25 @@ def job(name="ec2_failed"):
 
 def make_stream(messages, group=GROUP, stream=STREAM, region=REGION):
     client = boto3.client("logs", region_name=region)
-    try:
+    with suppress(client.exceptions.ResourceAlreadyExistsException):
         client.create_log_group(logGroupName=group)
-    except client.exceptions.ResourceAlreadyExistsException:
-        pass
     client.create_log_stream(logGroupName=group, logStreamName=stream)
     now = int(time.time() * 1000) - len(messages)
     if messages:
         client.put_log_events(logGroupName=group, logStreamName=stream,
                               logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)])
+
+
+class _Raising:
+    """A logs client whose every call raises ``error``."""
+
+    def __init__(self, error):
+        self.error = error
+        self.calls = []
+
+    def get_log_events(self, **kwargs):
+        self.calls.append(kwargs)
+        raise self.error
 
 
 class _Slow:
@@ -105,23 +117,24 @@ def test_a_missing_group_says_not_found():
     assert tail.lines == () and tail.note == "log tail unavailable: log group or stream not found"
 
 
-def test_aws_wording_of_a_missing_stream_is_used():
+def test_aws_wording_of_a_missing_stream_is_used(use_logs):
     error = ClientError({"Error": {"Code": "ResourceNotFoundException",
                                    "Message": "The specified log stream does not exist."}},
                         "GetLogEvents")
-    assert logtail._describe_error(error) == "log stream not found"
+    use_logs(_Raising(error))
+    assert fetch_log_tail(job(), SETTINGS).note == "log tail unavailable: log stream not found"
 
 
-def _stubbed(monkeypatch, **error):
+def _stubbed(use_logs, **error):
     client = boto3.client("logs", region_name=REGION)
     stubber = Stubber(client)
     stubber.add_client_error("get_log_events", **error)
     stubber.activate()
-    monkeypatch.setattr(logtail, "_client", lambda region, timeout: client)
+    use_logs(client)
 
 
-def test_access_denied(monkeypatch):
-    _stubbed(monkeypatch, service_error_code="AccessDeniedException", http_status_code=400,
+def test_access_denied(use_logs):
+    _stubbed(use_logs, service_error_code="AccessDeniedException", http_status_code=400,
              service_message="User: arn:aws:sts::123456789012:assumed-role/batch-notify-prod/x is not authorized")
     tail = fetch_log_tail(job(), SETTINGS)
     assert tail == LogTail(note="log tail unavailable: access denied (logs:GetLogEvents)", location=tail.location)
@@ -131,8 +144,8 @@ def test_access_denied(monkeypatch):
     ("ThrottlingException", "throttled by CloudWatch Logs"),
     ("ServiceUnavailableException", "CloudWatch Logs answered ServiceUnavailableException"),
 ])
-def test_other_aws_errors(monkeypatch, code, note):
-    _stubbed(monkeypatch, service_error_code=code, http_status_code=400)
+def test_other_aws_errors(use_logs, code, note):
+    _stubbed(use_logs, service_error_code=code, http_status_code=400)
     assert fetch_log_tail(job(), SETTINGS).note == f"log tail unavailable: {note}"
 
 
@@ -141,16 +154,18 @@ def test_other_aws_errors(monkeypatch, code, note):
      "could not reach CloudWatch Logs (EndpointConnectionError)"),
     (RuntimeError("surprise"), "unexpected error (RuntimeError)"),
 ])
-def test_any_error_becomes_a_note(monkeypatch, error, note):
-    def raising(region, timeout):
-        raise error
-    monkeypatch.setattr(logtail, "_client", raising)
+def test_any_error_becomes_a_note(use_logs, error, note):
+    use_logs(_Raising(error))
     assert fetch_log_tail(job(), SETTINGS).note == f"log tail unavailable: {note}"
 
 
-def test_a_slow_call_is_abandoned_at_the_deadline(monkeypatch):
-    slow = _Slow(10)
-    monkeypatch.setattr(logtail, "_client", lambda region, timeout: slow)
+def test_no_credentials_says_so(use_logs):
+    use_logs(_Raising(NoCredentialsError()))
+    assert fetch_log_tail(job(), SETTINGS).note == "log tail unavailable: no AWS credentials"
+
+
+def test_a_slow_call_is_abandoned_at_the_deadline(use_logs):
+    slow = use_logs(_Slow(10))
     started = time.monotonic()
     tail = fetch_log_tail(job(), LogTailSettings(lines=20, timeout=0.5))
     elapsed = time.monotonic() - started
@@ -186,12 +201,12 @@ def test_a_dripping_server_cannot_hold_the_tail_past_its_deadline(monkeypatch):
 
 
 def test_the_client_makes_one_attempt_with_short_timeouts():
-    client = logtail._client("eu-west-1", 2.0)
+    client = logtail.logs_client("eu-west-1", 2.0)
     config = client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (2.0, 2.0)
     assert config.retries["total_max_attempts"] == 1
     assert client.meta.region_name == "eu-west-1"
-    assert logtail._client("eu-west-1", 2.0) is client  # once per container and region
+    assert logtail.logs_client("eu-west-1", 2.0) is client  # once per container and region
 
 
 @mock_aws
@@ -225,27 +240,30 @@ def test_custom_log_group_is_read_in_the_logs_region_not_the_event_region():
     tail = fetch_log_tail(location, SETTINGS)
     assert tail.lines == ("from eu-west-1",)
     assert (tail.location.region, tail.location.group) == ("eu-west-1", "/batch/etl#nightly")
-    assert list(logtail._clients) == ["eu-west-1/2.0"]
+    assert clients.made() == (("logs", "eu-west-1"),)
 
 
 @pytest.mark.parametrize("name", ["ec2_succeeded", "never_started_failed", "eks_failed", "array_parent_failed",
                                   "splunk_log_driver_failed", "detail_missing_fields"])
-def test_nothing_to_fetch_means_no_call_and_no_note(name, monkeypatch):
-    monkeypatch.setattr(logtail, "_client", lambda *a: pytest.fail("no call expected"))
+def test_nothing_to_fetch_means_no_call_and_no_note(name, use_logs):
+    refusing = use_logs(_Raising(AssertionError("no call expected")))
     assert fetch_log_tail(job(name), SETTINGS) == LogTail()
+    assert refusing.calls == []
 
 
-def test_turned_off_means_no_call(monkeypatch):
-    monkeypatch.setattr(logtail, "_client", lambda *a: pytest.fail("no call expected"))
+def test_turned_off_means_no_call(use_logs):
+    refusing = use_logs(_Raising(AssertionError("no call expected")))
     assert fetch_log_tail(job(), LogTailSettings(lines=0)) == LogTail()
+    assert refusing.calls == []
 
 
-def test_a_region_that_is_not_one_is_never_called(monkeypatch):
+def test_a_region_that_is_not_one_is_never_called(use_logs):
     event = load_event("custom_log_group_failed")
     event["detail"]["container"]["logConfiguration"]["options"]["awslogs-region"] = "evil.example.com/x"
-    monkeypatch.setattr(logtail, "_client", lambda *a: pytest.fail("no call expected"))
+    refusing = use_logs(_Raising(AssertionError("no call expected")))
     tail = fetch_log_tail(JobStateChange.from_event(event), SETTINGS)
     assert tail.note.startswith("log tail unavailable: 'evil.example.com/x' is not an AWS region")
+    assert refusing.calls == []
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -315,4 +333,4 @@ def test_a_log_region_with_a_trailing_newline_is_never_called():
     event["detail"]["container"]["logConfiguration"]["options"]["awslogs-region"] = "us-east-1\n"
     tail = fetch_log_tail(JobStateChange.from_event(event), SETTINGS)
     assert tail == LogTail(note="log tail unavailable: 'us-east-1\\n' is not an AWS region", location=tail.location)
-    assert logtail._clients == {}
+    assert clients.made() == ()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote, quote_plus, unquote
 
 import pytest

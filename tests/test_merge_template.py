@@ -1,30 +1,36 @@
-"""deploy/merge-template.json: the dead-letter path, alarms and dedup table for every handler.
+"""The merge template: the dead-letter path, alarms and dedup table for every handler of app.py.
 
-``chalice package --merge-template deploy/merge-template.json`` merges it into chalice's SAM
-template. Every function EventBridge invokes (``on_cw_event`` and ``schedule`` handlers) gets
-an on-failure destination and an Errors alarm; the ``on_cw_event`` handlers (they go through
-``notify``) also get the dedup table. A fork that adds a handler must add its resources here
-too; the first test says exactly what to paste. The last tests run the real ``chalice
-package`` with the merge template (offline, tests/chalice_cli.py) and cfn-lint on the result.
+``python -m tools.merge_template`` makes it from app.py's handlers and the handler-independent
+parts in deploy/merge-template.json; ``chalice package --merge-template`` merges it into
+chalice's SAM template. Every function EventBridge invokes (``on_cw_event`` and ``schedule``
+handlers) gets an on-failure destination and an Errors alarm; the ``on_cw_event`` handlers (they
+go through ``notify``) also get the dedup table. A handler added to app.py needs no edit: the
+template is made from it (test_a_handler_added_to_an_app_gets_its_parts_with_no_edit). The last
+tests run the README's commands (the tool, then the real ``chalice package`` with its output,
+offline, tests/chalice_cli.py) and cfn-lint on the result.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.app import ScheduledEventConfig
-from chalice.utils import to_cfn_resource_name
+from chalice.app import Chalice, CloudWatchEvent, ScheduledEventConfig
 
 from app import app
 from chalicelib.deciding import dedup
-from tests.chalice_cli import ROOT, cfn_lint, chalice_env, copy_project, run_chalice
+from chalicelib.reading.patterns import job_state_pattern
+from tests.chalice_cli import aws_env, cfn_lint, chalice_env, copy_project, run_chalice
+from tools import merge_template
 from tools.eventbridge import registered_patterns
+from tools.merge_template import function_id
 
-TEMPLATE_PATH = ROOT / "deploy" / "merge-template.json"
-TEMPLATE: dict[str, Any] = json.loads(TEMPLATE_PATH.read_text())
+BASE: dict[str, Any] = json.loads(merge_template.BASE.read_text())
+TEMPLATE: dict[str, Any] = merge_template.build(app)
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 EVENT_HANDLERS = sorted(registered_patterns(app))  # on_cw_event: notify(), so dedup too
 SCHEDULED = sorted(s.name for s in app.event_sources if isinstance(s, ScheduledEventConfig))
@@ -35,23 +41,6 @@ FOURTEEN_DAYS = 14 * 86400
 EVENTBRIDGE_RETRY_SECONDS = 24 * 3600
 
 
-def function_id(handler: str) -> str:
-    """The logical ID chalice's SAM output gives the handler's function (its role: + "Role")."""
-    return to_cfn_resource_name(handler)
-
-
-def what_to_add(handler: str) -> str:
-    """The JSON a fork pastes into deploy/merge-template.json for a new handler."""
-    f = function_id(handler)
-    dedup_too = handler in EVENT_HANDLERS
-    example = {k.replace("OnJobFailed", f): v for k, v in RESOURCES.items()
-               if k.startswith("OnJobFailed") and (dedup_too or "Type" in v)}
-    text = json.dumps(example, indent=2).replace('"OnJobFailed"', f'"{f}"').replace("on_job_failed", handler)
-    policies = "DeadLetterQueueSendPolicy and DedupTablePolicy" if dedup_too else "DeadLetterQueueSendPolicy"
-    return (f"deploy/merge-template.json has nothing for handler {handler!r}: add to \"Resources\"\n"
-            f"{text[1:-1].rstrip()},\nand {{\"Ref\": \"{f}Role\"}} to the \"Roles\" of {policies}.")
-
-
 def alarm_actions() -> Any:
     return {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 
@@ -60,8 +49,8 @@ def alarm_actions() -> Any:
 def test_every_handler_has_its_dead_letter_path_and_alarm(handler):
     f = function_id(handler)
     expected = {f"{f}EventInvokeConfig", f"{f}ErrorsAlarm"} | ({f} if handler in EVENT_HANDLERS else set())
-    assert expected <= set(RESOURCES), what_to_add(handler)
-    assert {"Ref": f"{f}Role"} in RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"], what_to_add(handler)
+    assert expected <= set(RESOURCES)
+    assert {"Ref": f"{f}Role"} in RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"]
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
@@ -97,8 +86,8 @@ def test_an_alarm_on_each_functions_errors(handler):
 def test_each_event_handler_is_told_the_dedup_table_and_its_role_may_use_it(handler):
     f = function_id(handler)
     assert RESOURCES.get(f) == {"Properties": {"Environment": {"Variables": {
-        dedup.TABLE: {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}}}}}, what_to_add(handler)
-    assert {"Ref": f"{f}Role"} in RESOURCES["DedupTablePolicy"]["Properties"]["Roles"], what_to_add(handler)
+        dedup.TABLE: {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}}}}}
+    assert {"Ref": f"{f}Role"} in RESOURCES["DedupTablePolicy"]["Properties"]["Roles"]
 
 
 def test_nothing_for_handlers_that_do_not_exist():
@@ -149,19 +138,66 @@ def test_the_dedup_table_is_optional_on_demand_with_ttl_and_only_the_actions_the
 def test_dedup_remembers_an_event_longer_than_it_can_be_redelivered():
     longest_event_age = max(r["Properties"]["MaximumEventAgeInSeconds"] for r in RESOURCES.values()
                             if r.get("Type") == "AWS::Lambda::EventInvokeConfig")
-    assert dedup.DEFAULT_TTL_DAYS * 86400 > EVENTBRIDGE_RETRY_SECONDS + longest_event_age
+    assert EVENTBRIDGE_RETRY_SECONDS + longest_event_age < dedup.DEFAULT_TTL_DAYS * 86400
 
 
-# -- the real chalice package, merged, and cfn-lint --------------------------------------------
+# -- made from app.py: nothing per handler is kept by hand ------------------------------------
+
+def test_the_committed_base_holds_nothing_per_handler():
+    resources = BASE["Resources"]
+    assert sorted(resources) == ["DeadLetterQueue", "DeadLetterQueueAlarm", "DeadLetterQueueSendPolicy",
+                                 "DedupTable", "DedupTablePolicy"]
+    for policy in ("DeadLetterQueueSendPolicy", "DedupTablePolicy"):
+        assert resources[policy]["Properties"]["Roles"] == [], f"{policy}'s Roles come from app.py"
+    assert merge_template.build(app, BASE)["Resources"].keys() >= resources.keys()
+
+
+def test_a_handler_added_to_an_app_gets_its_parts_with_no_edit():
+    fork = Chalice(app_name="fork")
+
+    @fork.on_cw_event(job_state_pattern("SUCCEEDED"))
+    def on_etl_job_succeeded(event: CloudWatchEvent) -> None: ...
+
+    @fork.schedule("rate(1 hour)")
+    def on_hourly_report(event: CloudWatchEvent) -> None: ...
+
+    resources = merge_template.build(fork)["Resources"]
+    assert set(resources) - set(BASE["Resources"]) == {
+        "OnEtlJobSucceeded", "OnEtlJobSucceededEventInvokeConfig", "OnEtlJobSucceededErrorsAlarm",
+        "OnHourlyReportEventInvokeConfig", "OnHourlyReportErrorsAlarm"}
+    assert resources["DeadLetterQueueSendPolicy"]["Properties"]["Roles"] == [
+        {"Ref": "OnEtlJobSucceededRole"}, {"Ref": "OnHourlyReportRole"}]
+    assert resources["DedupTablePolicy"]["Properties"]["Roles"] == [{"Ref": "OnEtlJobSucceededRole"}]
+    assert "on_etl_job_succeeded" in resources["OnEtlJobSucceededErrorsAlarm"]["Properties"]["AlarmDescription"]
+
+
+def test_building_leaves_the_base_as_it_was():
+    before = json.dumps(BASE)
+    merge_template.build(app, BASE)
+    assert json.dumps(BASE) == before
+
+
+# -- the README's commands: the tool, then the real chalice package, merged, and cfn-lint ---------
 
 @pytest.fixture(scope="module")
 def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("merged")
     project = copy_project(tmp / "project")
+    # As the README runs it: the tool prints the template, chalice package merges it.
+    made = subprocess.run([sys.executable, "-m", "tools.merge_template"], cwd=project, env=aws_env(),
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(made.stdout) == TEMPLATE
+    (project / "build").mkdir()
+    (project / "build" / "merge-template.json").write_text(made.stdout)
     out = tmp / "out"
-    run_chalice(project, "package", "--stage", "prod", "--merge-template", "deploy/merge-template.json", str(out),
+    run_chalice(project, "package", "--stage", "prod", "--merge-template", "build/merge-template.json", str(out),
                 env=chalice_env())
     return out / "sam.json"
+
+
+def test_the_tool_writes_to_a_file_too(tmp_path):
+    assert merge_template.main(["--output", str(tmp_path / "nested" / "merge.json")]) == 0
+    assert json.loads((tmp_path / "nested" / "merge.json").read_text()) == TEMPLATE
 
 
 def test_the_merged_template_passes_cfn_lint(merged):
@@ -174,7 +210,7 @@ def test_every_packaged_function_got_its_dead_letter_path_alarm_and_table(merged
     assert sorted(functions) == sorted(function_id(h) for h in app.handler_map)
     for f, function in functions.items():
         handler = function["Properties"]["Handler"].removeprefix("app.")
-        assert f"{f}EventInvokeConfig" in resources and f"{f}ErrorsAlarm" in resources, what_to_add(handler)
+        assert f"{f}EventInvokeConfig" in resources and f"{f}ErrorsAlarm" in resources, handler
         assert resources[f"{f}EventInvokeConfig"]["Properties"]["FunctionName"] == {"Ref": f}
         assert resources[f"{f}ErrorsAlarm"]["Properties"]["Dimensions"][0]["Value"] == {"Ref": f}
         assert function["Properties"]["Role"] == {"Fn::GetAtt": [f"{f}Role", "Arn"]}

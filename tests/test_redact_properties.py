@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import string
-from typing import Callable
+from collections.abc import Callable
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st

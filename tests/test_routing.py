@@ -9,8 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import app
-from chalicelib.core.config import ConfigError
-from chalicelib.deciding.routing import RoutesError, load_route_table, parse_route_table
+from chalicelib.core import config
+from chalicelib.core.config import ConfigError, Settings
+from chalicelib.deciding.routing import (
+    RoutesError,
+    configured_route_table,
+    load_route_table,
+    parse_route_table,
+    route_table,
+)
 from tests.conftest import ROOT, load_event
 from tools.slack_standin import SlackStandIn
 
@@ -68,7 +75,8 @@ def test_match_on_status():
     ({"routes": []}, "at least one route"),
     ({"routes": [DEFAULT], "rout": 1}, "unknown top-level field"),
     ({"routes": [{"match": {"queue": "q"}}, DEFAULT]}, r"route #1: 'name'"),
-    ({"routes": [{"name": "a", "match": {"queue": "q"}, "chanel": "C0AAA"}, DEFAULT]}, r"route 'a': unknown field.*chanel"),
+    ({"routes": [{"name": "a", "match": {"queue": "q"}, "chanel": "C0AAA"}, DEFAULT]},
+     r"route 'a': unknown field.*chanel"),
     ({"routes": [{"name": "a", "match": {"queues": "q"}}, DEFAULT]}, r"route 'a': unknown 'match' field.*queues"),
     ({"routes": [{"name": "a", "match": {"queue": []}}, DEFAULT]}, r"route 'a': 'match.queue' must be"),
     ({"routes": [{"name": "a", "match": {"queue": "arn:aws:batch:us-east-1:1:job-queue/q"}}, DEFAULT]},
@@ -76,12 +84,14 @@ def test_match_on_status():
     ({"routes": [{"name": "a", "match": {"status": "FAIL"}}, DEFAULT]}, r"route 'a': 'match.status': 'FAIL'"),
     ({"routes": [{"name": "a", "match": {"job": "x"}, "statuses": ["DONE"]}, DEFAULT]}, r"route 'a': 'statuses'"),
     ({"routes": [{"name": "a", "match": {"job": "x"}, "channel": "general"}, DEFAULT]}, r"route 'a': 'channel'"),
-    ({"routes": [{"name": "a", "match": {"job": "x"}, "mention": ["@alice"]}, DEFAULT]}, r"route 'a': 'mention' '@alice'"),
+    ({"routes": [{"name": "a", "match": {"job": "x"}, "mention": ["@alice"]}, DEFAULT]},
+     r"route 'a': 'mention' '@alice'"),
     ({"routes": [{"name": "a", "match": {"job": "x"}, "drop": "yes"}, DEFAULT]}, r"route 'a': 'drop'"),
     ({"routes": [{"name": "a", "match": {"job": "x"}, "drop": True, "channel": "C0AAA"}, DEFAULT]},
      r"route 'a': a 'drop' route posts nothing"),
     ({"routes": [{"name": "a", "match": {"job": "x"}}, {"name": "a"}]}, "'a' is used twice"),
-    ({"routes": [{"name": "early"}, {"name": "late", "match": {"job": "x"}}]}, r"'early' has no 'match' but is not last"),
+    ({"routes": [{"name": "early"}, {"name": "late", "match": {"job": "x"}}]},
+     r"'early' has no 'match' but is not last"),
     ({"routes": [{"name": "only", "match": {"job": "x"}}]}, r"last route \('only'\) must be the default"),
 ])
 def test_invalid_files_are_rejected_naming_the_route_and_field(data, message):
@@ -153,10 +163,47 @@ def test_routes_with_channels_need_a_bot_token(monkeypatch, slack):
     assert slack.requests == []
 
 
+WEBHOOK_AND_CHANNELS = f"{EXAMPLE} names channels, but a webhook always posts to its own channel: use a bot token"
+
+
+@pytest.mark.parametrize("env, fails", [
+    ({"NOTIFY_ROUTES": str(EXAMPLE), "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook"}, True),
+    ({"NOTIFY_ROUTES": str(EXAMPLE), "SLACK_BOT_TOKEN": "xoxb-t", "SLACK_CHANNEL": "C1"}, False),
+], ids=["webhook", "bot"])
+def test_a_webhook_cannot_pick_a_channel_is_checked_where_the_table_is_loaded(env, fails):
+    tree = Settings(env)
+    if fails:
+        with pytest.raises(ConfigError) as error:
+            tree.section(configured_route_table)
+        assert str(error.value).startswith(WEBHOOK_AND_CHANNELS) and not isinstance(error.value, RoutesError)
+    else:
+        assert tree.section(configured_route_table).source == str(EXAMPLE)
+
+
+def test_a_table_without_channels_works_with_a_webhook(tmp_path):
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps({"routes": [{"name": "etl", "match": {"queue": "etl-*"}, "mention": ["here"]},
+                                           DEFAULT]}))
+    table = Settings({"NOTIFY_ROUTES": str(path)}).section(configured_route_table)  # Slack not even read
+    assert table is not None and not table.sets_channels
+
+
+def test_the_routing_file_is_read_once_per_container(monkeypatch, tmp_path):
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps({"routes": [DEFAULT]}))
+    monkeypatch.setenv("NOTIFY_ROUTES", str(path))
+    assert route_table().routes[0].name == "default"
+    path.write_text("not json")
+    assert route_table().routes[0].name == "default"
+    config.reset()
+    with pytest.raises(RoutesError, match="not valid JSON"):
+        route_table()
+
+
 def test_a_missing_routing_file_names_the_variable(monkeypatch, slack):
     monkeypatch.setenv("NOTIFY_ROUTES", "chalicelib/no-such-routes.json")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
-    with pytest.raises(ConfigError, match="NOTIFY_ROUTES='chalicelib/no-such-routes.json': no such file"):
+    with pytest.raises(ConfigError, match=r"NOTIFY_ROUTES='chalicelib/no-such-routes\.json': no such file"):
         invoke("on_job_failed", load_event("ec2_failed"))
 
 

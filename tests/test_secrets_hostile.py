@@ -3,11 +3,12 @@ that cannot be a token or a webhook URL, and an SSM endpoint that drips its answ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -206,16 +207,14 @@ class DrippingServer:
         self.stopping.set()
         self.listener.close()
         for connection in self.connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def test_a_dripping_ssm_endpoint_cannot_hold_the_invocation_past_the_deadline(monkeypatch):
     server = DrippingServer()
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", server.url)
-    secrets._client()  # made first (it reads the endpoint variable): only the read is timed
+    secrets.ssm_client()  # made first (it reads the endpoint variable): only the read is timed
     started = time.monotonic()
     try:
         expected = rf"within {SSM_DEADLINE:g}s reading parameter '/bn/slow' \(from SLACK_BOT_TOKEN_PARAM\)"
@@ -226,3 +225,24 @@ def test_a_dripping_ssm_endpoint_cannot_hold_the_invocation_past_the_deadline(mo
         server.close()
     assert server.requests == 1  # it was the drip that took the time, not a refused connection
     assert SSM_DEADLINE - 0.5 <= elapsed <= SSM_DEADLINE + 1.5
+
+
+@pytest.mark.parametrize("code, words", [
+    ("ParameterNotFound", "ParameterNotFound: it does not exist in this account and region: create it as a "
+                          "SecureString, or fix the name"),
+    ("AccessDeniedException", "access denied: the stage's IAM policy needs ssm:GetParameter on it (and kms:Decrypt "
+                              "if it uses a customer-managed key)"),
+    ("InternalServerError", "SSM answered InternalServerError"),
+])
+def test_an_ssm_error_names_the_parameter_and_what_to_fix(code, words):
+    from botocore.stub import Stubber
+
+    from chalicelib.core import clients
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    stubber = Stubber(ssm)
+    stubber.add_client_error("get_parameter", service_error_code=code, service_message="arn:aws:ssm:x (stub)",
+                             http_status_code=400)
+    with clients.use_client("ssm", ssm), stubber, pytest.raises(SecretError) as error:
+        secrets.resolve(Secret(variable="SLACK_BOT_TOKEN_PARAM", parameter="/bn/token"))
+    assert str(error.value) == f"could not read parameter '/bn/token' (from SLACK_BOT_TOKEN_PARAM): {words}"

@@ -7,7 +7,8 @@ import socket
 import threading
 import time
 import urllib.request
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlencode
 
@@ -80,15 +81,14 @@ def test_chat_post_message_is_answered_like_slack_and_recorded(slack: SlackStand
     assert [m["text"] for m in slack.wait_for_messages(2)] == ["one", "two"]
 
 
-def test_form_encoded_post_is_accepted_and_token_kept_out_of_messages(slack: SlackStandIn) -> None:
-    blocks = [section("hi")]
-    form = urlencode({"token": TOKEN, "channel": "batch-alerts", "text": "hi", "blocks": json.dumps(blocks)})
-
-    status, body = raw_post(slack.api_url + "chat.postMessage", form.encode(), "application/x-www-form-urlencoded")
-
-    assert status == 200 and json.loads(body)["ok"] is True
-    assert slack.requests[0].body["token"] == TOKEN
-    assert slack.messages == [{"channel": "batch-alerts", "text": "hi", "blocks": blocks}]
+def test_a_form_body_is_not_json(slack: SlackStandIn) -> None:
+    # slack_sdk sends JSON; the stand-in parses nothing else (Slack would, but the app never sends it).
+    form = urlencode({"channel": CHANNEL, "text": "hi"}).encode()
+    request = urllib.request.Request(slack.api_url + "chat.postMessage", data=form, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read()) == {"ok": False, "error": "invalid_json"}
+    assert slack.messages == []
 
 
 # -- Slack's error answers --------------------------------------------------------
@@ -121,6 +121,7 @@ def test_unknown_api_method(slack: SlackStandIn) -> None:
     with pytest.raises(SlackApiError) as caught:
         web(slack).api_call("chat.scheduleMessage", json={"channel": CHANNEL, "text": "x"})
     assert caught.value.response["error"] == "unknown_method"
+    assert raw_post(slack.base_url + "elsewhere", b"", "text/plain") == (404, "not_found")
 
 
 def test_block_limit_violations_are_reported_to_the_web_client(slack: SlackStandIn) -> None:
@@ -294,6 +295,106 @@ def test_block_limit_violations(blocks: Any, pointer: str) -> None:
     assert errors[0].endswith(f"[json-pointer:{pointer}]")
 
 
+# -- threads, updates, ephemeral messages, response URLs ---------------------------------------------
+
+
+def test_a_webhook_post_shows_in_its_channel(slack: SlackStandIn) -> None:
+    WebhookClient(slack.webhook_url).send(text="hook")
+    [shown] = slack.channel_view(CHANNEL)  # the webhook's channel: the first one
+    assert (shown.text, shown.user, shown.replies) == ("hook", "webhook", ())
+
+
+def test_replies_land_in_the_thread_and_a_broadcast_in_the_channel_too(slack: SlackStandIn) -> None:
+    client = web(slack)
+    parent = client.chat_postMessage(channel=CHANNEL, text="parent")["ts"]
+    quiet = client.chat_postMessage(channel=CHANNEL, text="in thread", thread_ts=parent)
+    loud = client.chat_postMessage(channel=CHANNEL, text="everyone", thread_ts=parent, reply_broadcast=True)
+    # Slack threads a reply to a reply under the parent ("use its parent's ts instead").
+    nested = client.chat_postMessage(channel=CHANNEL, text="nested", thread_ts=quiet["ts"])
+
+    assert quiet["message"]["thread_ts"] == parent and "subtype" not in quiet["message"]
+    assert loud["message"]["subtype"] == "thread_broadcast"
+    top, broadcast = slack.channel_view(CHANNEL)
+    assert top.text == "parent" and [r.text for r in top.replies] == ["in thread", "everyone", "nested"]
+    assert (broadcast.ts, broadcast.text, broadcast.broadcast) == (loud["ts"], "everyone", True)
+    assert nested["message"]["thread_ts"] == parent
+    assert len(slack.messages) == 4  # replies are posts
+
+
+def test_a_reply_to_an_unknown_message_is_thread_not_found(slack: SlackStandIn) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        web(slack).chat_postMessage(channel=CHANNEL, text="x", thread_ts="1.000100")
+    assert caught.value.response["error"] == "thread_not_found"
+    assert slack.messages == [] and slack.channel_view(CHANNEL) == []
+
+
+def test_chat_update_changes_the_message_and_keeps_blocks_left_out(slack: SlackStandIn) -> None:
+    client = web(slack)
+    ts = client.chat_postMessage(channel=CHANNEL, text="one", blocks=[section("*one*")])["ts"]
+
+    answer = client.chat_update(channel=CHANNEL, ts=ts, text="two")
+    assert (answer["ok"], answer["channel"], answer["ts"], answer["text"]) == (True, CHANNEL, ts, "two")
+    [shown] = slack.channel_view(CHANNEL)
+    assert (shown.text, shown.blocks, shown.edited) == ("two", [section("*one*")], True)  # kept, as Slack does
+
+    client.chat_update(channel=CHANNEL, ts=ts, text="three", blocks=[])
+    assert slack.channel_view(CHANNEL)[0].blocks is None  # an empty list removes them
+    assert [u["text"] for u in slack.updates] == ["two", "three"] and len(slack.messages) == 1
+
+
+@pytest.mark.parametrize(("ts", "error"), [("1.000100", "message_not_found"), (None, "cant_update_message")])
+def test_chat_update_errors(slack: SlackStandIn, ts: str | None, error: str) -> None:
+    ts = ts or slack.post_as("U0PERSON", CHANNEL, "mine")  # someone else's message
+    with pytest.raises(SlackApiError) as caught:
+        web(slack).chat_update(channel=CHANNEL, ts=ts, text="x")
+    assert caught.value.response["error"] == error and slack.updates == []
+
+
+def test_chat_post_ephemeral_shows_only_to_a_member(slack: SlackStandIn) -> None:
+    client = web(slack)
+    answer = client.chat_postEphemeral(channel=CHANNEL, user="U0TESTUSER", text="just you")
+    with pytest.raises(SlackApiError) as caught:
+        client.chat_postEphemeral(channel=CHANNEL, user="U0STRANGER", text="x")
+
+    assert answer["ok"] and answer["message_ts"]
+    assert caught.value.response["error"] == "user_not_in_channel"
+    assert slack.ephemerals == [{"channel": CHANNEL, "user": "U0TESTUSER", "text": "just you", "blocks": None,
+                                 "message_ts": answer["message_ts"]}]
+    assert slack.channel_view(CHANNEL) == [] and slack.messages == []
+    with pytest.raises(SlackApiError) as not_updatable:  # ephemeral messages cannot be updated
+        client.chat_update(channel=CHANNEL, ts=answer["message_ts"], text="x")
+    assert not_updatable.value.response["error"] == "message_not_found"
+
+
+def respond(url: str, **payload: Any) -> tuple[int, str]:
+    return raw_post(url, json.dumps(payload).encode(), "application/json")
+
+
+def test_a_response_url_replaces_deletes_or_adds(slack: SlackStandIn) -> None:
+    ts = web(slack).chat_postMessage(channel=CHANNEL, text="Job failed", blocks=[section("buttons")])["ts"]
+    url = slack.response_url(CHANNEL, ts, user="U0TESTUSER")
+
+    assert respond(url, text="Acknowledged by U0TESTUSER", replace_original=True) == (200, '{"ok": true}')
+    [shown] = slack.channel_view(CHANNEL)
+    assert (shown.ts, shown.text, shown.blocks, shown.edited) == (ts, "Acknowledged by U0TESTUSER", None, True)
+
+    respond(url, text="only you see this")  # ephemeral: Slack's default for a response
+    respond(url, text="everyone sees this", response_type="in_channel")
+    assert [e["text"] for e in slack.ephemerals] == ["only you see this"]
+    assert [m.text for m in slack.channel_view(CHANNEL)] == ["Acknowledged by U0TESTUSER", "everyone sees this"]
+
+    respond(url, delete_original=True)
+    assert [m.text for m in slack.channel_view(CHANNEL)] == ["everyone sees this"]
+
+
+def test_a_response_url_is_good_for_five_uses(slack: SlackStandIn) -> None:
+    ts = web(slack).chat_postMessage(channel=CHANNEL, text="x")["ts"]
+    url = slack.response_url(CHANNEL, ts)
+    assert [respond(url, text=f"{i}")[0] for i in range(6)] == [200] * 5 + [404]
+    assert respond(url, text="x")[1] == '{"ok": false, "error": "expired_url"}'
+    assert respond(slack.base_url + "actions/unknown", text="x")[0] == 404
+
+
 # -- lifecycle and helpers ----------------------------------------------------------------
 
 
@@ -315,11 +416,16 @@ def test_server_stops_and_port_is_closed_after_the_with_block() -> None:
     assert not _port_is_open(port)
     assert not any(t.name == "slack-standin" for t in threading.enumerate())
 
-    with pytest.raises(RuntimeError, match="boom"):
+    ports: list[int] = []
+
+    def failing_block() -> None:
         with SlackStandIn() as failing:
-            port = int(failing.base_url.rsplit(":", 1)[1].strip("/"))
+            ports.append(int(failing.base_url.rsplit(":", 1)[1].strip("/")))
             raise RuntimeError("boom")
-    assert not _port_is_open(port)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        failing_block()
+    assert not _port_is_open(ports[0])
 
 
 def test_wait_for_messages(slack: SlackStandIn) -> None:

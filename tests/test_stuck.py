@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from chalice.app import ScheduledEventConfig
@@ -39,7 +40,7 @@ from tests.batch_stub import api_job, api_queue, log_lines, scheduled_event, wri
 from tests.conftest import TEST_CHANNEL
 from tools.slack_standin import SlackStandIn, block_kit_errors
 
-UTC = timezone.utc
+UTC = UTC
 REGION = "us-east-1"
 T = timedelta(minutes=30)
 W = timedelta(minutes=15)
@@ -166,7 +167,7 @@ def test_a_failed_sweep_misses_its_step_and_the_next_step_still_catches_the_job(
 # -- the plan -------------------------------------------------------------------------------------
 
 def summary(job_id: str, age: timedelta, status: str = "RUNNABLE", queue: str = "etl-queue",
-            name: Optional[str] = None, **extra: Any) -> JobSummary:
+            name: str | None = None, **extra: Any) -> JobSummary:
     return JobSummary.from_api(api_job(job_id, name or f"job-{job_id}", status, AT - age, **extra), queue)
 
 
@@ -179,7 +180,7 @@ def test_plan_reports_newly_stuck_jobs_per_queue_and_counts_the_ones_reported_be
             summary("d", T - S),  # not yet
             summary("e", T, status="RUNNING"),  # not waiting
             summary("f", T, arrayProperties={"size": 10, "index": 3}),  # an array child: the parent speaks
-            summary("g", T, **{"jobId": "g#1"}),  # a multi-node node job
+            summary("g", T, jobId="g#1"),  # a multi-node node job
         )),
         JobListing("etl-queue", (summary("a", T, status="STARTING"),)),  # moved on between the two listings
         JobListing("empty-queue", ()),
@@ -432,3 +433,53 @@ def test_the_stuck_status_is_routable():
     table = parse_route_table({"routes": [{"name": "ops", "match": {"status": "STUCK"}, "channel": "C0OPS0001"},
                                           {"name": "default"}]})
     assert table.decide("q", "j", "STUCK").channel == "C0OPS0001"
+
+
+# -- the one orchestration (chalicelib/scheduled/run.py): where the sweep and the digest differed --
+
+def sweep(time: str = "2024-05-13T09:15:00Z", **kwargs: Any) -> Any:
+    from chalicelib.scheduled.stuck import sweep_stuck_jobs
+
+    return sweep_stuck_jobs(scheduled_event(time), 15, **kwargs)
+
+
+def test_a_listing_cut_short_is_logged_and_said_in_the_report(batch, bot, caplog, monkeypatch):
+    monkeypatch.setenv("STUCK_QUEUES", "etl-queue")
+    batch.jobs("etl-queue", [api_job(f"e-{i}", f"load-{i}", "RUNNABLE", AT - T) for i in range(5)], status="RUNNABLE")
+    result = sweep(listing_limit=3)  # the explicit seam: MAX_JOBS_PER_LISTING (10,000) at test size
+    batch.stubber.assert_no_pending_responses()  # cut short: STARTING was not even asked for
+    assert (result.posted, result.truncated, result.unlisted) == (1, 1, 0)
+    [report] = bot.messages
+    assert report["blocks"][0]["text"]["text"] == ":hourglass: 3 jobs stuck in etl-queue"
+    assert report["blocks"][-1]["elements"][0]["text"].endswith(
+        "Not swept in full: more than 3 waiting jobs; only the first were looked at.")
+    lines = log_lines(caplog)
+    assert {"sweep": "stuck", "queue": "etl-queue",
+            "warning": "more than 3 waiting jobs; only the first were looked at"} in lines
+    assert [line["truncated"] for line in lines if "posted" in line and "queues" in line] == [1]
+
+
+def test_when_no_queue_can_be_listed_the_summary_is_logged_before_raising(batch, bot, caplog, monkeypatch):
+    monkeypatch.setenv("STUCK_QUEUES", "a-queue b-queue")
+    for queue in ("a-queue", "b-queue"):
+        batch.error("list_jobs", "TooManyRequestsException", {"jobQueue": queue, "jobStatus": "RUNNABLE"}, 429)
+    with pytest.raises(RuntimeError, match=r"stuck-job sweep at 2024-05-13 09:15 UTC: no job queue could be listed "
+                                           r"\(2 of 2 queue\(s\) not listed\)"):
+        sweep()
+    assert bot.requests == []
+    [summary_line] = [line for line in log_lines(caplog) if "queues" in line]
+    assert summary_line == {"sweep": "stuck", "at": "2024-05-13T09:15:00+00:00", "queues": 2, "posted": 0,
+                            "failed": 0, "unlisted": 2}
+
+
+def test_when_every_report_fails_the_sweep_raises_naming_the_unlisted_queues_too(batch, bot, monkeypatch):
+    from tools.slack_standin import Reply
+
+    monkeypatch.setenv("STUCK_QUEUES", "secret-queue etl-queue")
+    batch.error("list_jobs", "AccessDeniedException", {"jobQueue": "secret-queue", "jobStatus": "RUNNABLE"}, 403)
+    batch.waiting("etl-queue", runnable=[api_job("e-1", "load", "RUNNABLE", AT - T)])
+    bot.script(Reply(body={"ok": False, "error": "channel_not_found"}))
+    # Nothing went out and something failed: raising cannot post anything twice.
+    with pytest.raises(RuntimeError, match=r"1 report\(s\) not posted, none posted, 1 of 2 queue\(s\) not listed"):
+        sweep()
+    assert bot.messages == []

@@ -8,10 +8,10 @@ moto (requirements-dev.txt), never deployed.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from chalice import Chalice
-from chalice.app import CloudWatchEventConfig
+from chalice.app import Chalice, CloudWatchEventConfig
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -35,7 +35,7 @@ class EventBridgeRouter:
         self._queues: dict[str, str] = {}
         self._mock: Any = None
 
-    def __enter__(self) -> "EventBridgeRouter":
+    def __enter__(self) -> EventBridgeRouter:
         import boto3
         from moto import mock_aws
 

@@ -1,9 +1,28 @@
-"""A local stand-in for Slack: incoming webhooks and the Web API's chat.postMessage.
+"""A local stand-in for Slack: an incoming webhook, the Web API's chat methods, response URLs.
 
-Tests and the demo replay must never reach slack.com, yet they should drive the
-real slack_sdk clients over real HTTP so that Slack's failure modes (error
-bodies, 429 with Retry-After, slow or reset connections, Block Kit limits) are
-exercised end to end. Standard library only, so it runs anywhere the app does.
+Tests and the demo replay must never reach slack.com, yet they should drive the real slack_sdk
+clients over real HTTP, so that Slack's answers (error bodies, 429 with Retry-After, 5xx, slow
+or reset connections, Block Kit limits) are exercised end to end. It keeps the channel as a
+person would see it (:meth:`SlackStandIn.channel_view`): top-level messages in order, each with
+its current text and blocks and its thread. Standard library only, so it runs anywhere the app
+does. What it answers follows Slack's documentation of each method:
+
+- the incoming webhook (``webhook_url``): ``ok``, or a plain-text error (``invalid_payload``,
+  ``msg_too_long``, ``invalid_blocks``, ``no_service`` for an unknown webhook path);
+- ``chat.postMessage``: a message; with ``thread_ts`` a reply in that message's thread
+  (``thread_not_found`` for an unknown parent), shown in the channel too with ``reply_broadcast``;
+- ``chat.update``: the message's new text, and new blocks if any were sent (blocks left out are
+  kept, an empty list removes them); ``message_not_found`` for an unknown ``ts``,
+  ``cant_update_message`` for a message someone else posted;
+- ``chat.postEphemeral``: a message only ``user`` sees (``user_not_in_channel``), answered with
+  its ``message_ts``; it is in :attr:`SlackStandIn.ephemerals`, never in the channel;
+- response URLs (:meth:`SlackStandIn.response_url`, what an interaction payload carries): a
+  JSON post that replaces (``replace_original``) or deletes (``delete_original``) the message,
+  or adds one, ephemeral (the default) or ``in_channel``; usable 5 times in 30 minutes.
+
+Every Web API method checks the bearer token (``not_authed``, ``invalid_auth``) and the channel
+(``channel_not_found``); ``rate_limit_per_channel`` answers posts beyond it with 429 and
+Retry-After. :meth:`SlackStandIn.script` queues answers that replace all of this, one request each.
 
 Usage::
 
@@ -17,8 +36,10 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import secrets
 import socket
 import socketserver
 import struct
@@ -26,17 +47,16 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Iterable
-from urllib.parse import parse_qsl
+from typing import Any
 
-__all__ = ["RecordedRequest", "Reply", "SlackStandIn", "block_kit_errors", "mrkdwn_texts"]
+__all__ = ["RecordedRequest", "Reply", "Shown", "SlackStandIn", "block_kit_errors", "mrkdwn_texts"]
 
 # Limits as documented by Slack (chat.postMessage and Block Kit reference).
 MAX_TEXT_CHARS = 40_000
-MAX_ATTACHMENTS = 100
 MAX_BLOCKS = 50
 MAX_BLOCK_ID_CHARS = 255
 MAX_HEADER_TEXT_CHARS = 150
@@ -47,6 +67,9 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
 MAX_BUTTON_TEXT_CHARS = 75
 MAX_URL_CHARS = 3000
+# A response URL: "up to 5 times within 30 minutes", says Slack.
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
 
 # Slack rejects unknown block types outright, so a typo should fail here too.
 KNOWN_BLOCK_TYPES = frozenset(
@@ -54,6 +77,8 @@ KNOWN_BLOCK_TYPES = frozenset(
      "rich_text", "section", "video"}
 )
 TEXT_OBJECT_TYPES = ("plain_text", "mrkdwn")
+BOT_USER = "U0STANDIN"  # who the bot token posts as
+MEMBER = "U0TESTUSER"  # a person in every channel (ephemeral messages, response URLs)
 
 
 @dataclass(frozen=True)
@@ -79,8 +104,8 @@ class RecordedRequest:
 
     ``headers`` names are lower-cased: HTTP names are case-insensitive and urllib
     (used by slack_sdk) sends e.g. "Content-type". ``body`` is the parsed JSON
-    object or the form fields; a body that cannot be parsed is kept as
-    ``{"_raw": text}``. ``reply_status`` is 0 when the connection was dropped.
+    object; a body that cannot be parsed is kept as ``{"_raw": text}``.
+    ``reply_status`` is 0 when the connection was dropped.
     """
 
     method: str
@@ -89,6 +114,44 @@ class RecordedRequest:
     body: dict[str, Any]
     received_at: float
     reply_status: int
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A message as a person sees it in the channel: its current text and blocks (``None``:
+    none), whether it was edited, and its thread's replies (a reply broadcast to the channel
+    shows there too, with ``broadcast`` set and no replies of its own)."""
+
+    ts: str
+    text: str
+    blocks: list[Any] | None
+    user: str
+    edited: bool = False
+    broadcast: bool = False
+    replies: tuple[Shown, ...] = ()
+
+
+@dataclass
+class _Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[Any] | None
+    user: str
+    thread_ts: str | None = None
+    broadcast: bool = False
+    edited: bool = False
+    deleted: bool = False
+    replies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str
+    ts: str
+    user: str
+    created: float
+    uses: int = 0
 
 
 def mrkdwn_texts(payload: dict[str, Any]) -> list[str]:
@@ -127,29 +190,35 @@ def block_kit_errors(blocks: Any) -> list[str]:
         if not isinstance(block, dict):
             errors.append(f"must be an object [json-pointer:{where}]")
             continue
-        if "block_id" in block:
-            block_id = block["block_id"]
-            if not isinstance(block_id, str) or not 0 < len(block_id) <= MAX_BLOCK_ID_CHARS:
-                errors.append(
-                    f"must be a string of 1 to {MAX_BLOCK_ID_CHARS} characters "
-                    f"[json-pointer:{where}/block_id]"
-                )
-            elif block_id in seen_ids:
-                errors.append(f"duplicate block_id {block_id!r} [json-pointer:{where}/block_id]")
-            else:
-                seen_ids.add(block_id)
-        block_type = block.get("type")
-        if block_type not in KNOWN_BLOCK_TYPES:
-            errors.append(f"unknown block type {block_type!r} [json-pointer:{where}/type]")
-        elif block_type == "header":
-            errors += _text_errors(block.get("text"), f"{where}/text", MAX_HEADER_TEXT_CHARS, plain_only=True)
-        elif block_type == "section":
-            errors += _section_errors(block, where)
-        elif block_type == "context":
-            errors += _elements_errors(block, where, MAX_CONTEXT_ELEMENTS, _context_element_errors)
-        elif block_type == "actions":
-            errors += _elements_errors(block, where, MAX_ACTIONS_ELEMENTS, _action_element_errors)
+        errors += _block_id_errors(block, where, seen_ids) + _block_errors(block, where)
     return errors
+
+
+def _block_id_errors(block: dict[str, Any], where: str, seen_ids: set[str]) -> list[str]:
+    if "block_id" not in block:
+        return []
+    block_id = block["block_id"]
+    if not isinstance(block_id, str) or not 0 < len(block_id) <= MAX_BLOCK_ID_CHARS:
+        return [f"must be a string of 1 to {MAX_BLOCK_ID_CHARS} characters [json-pointer:{where}/block_id]"]
+    if block_id in seen_ids:
+        return [f"duplicate block_id {block_id!r} [json-pointer:{where}/block_id]"]
+    seen_ids.add(block_id)
+    return []
+
+
+def _block_errors(block: dict[str, Any], where: str) -> list[str]:
+    block_type = block.get("type")
+    if block_type not in KNOWN_BLOCK_TYPES:
+        return [f"unknown block type {block_type!r} [json-pointer:{where}/type]"]
+    if block_type == "header":
+        return _text_errors(block.get("text"), f"{where}/text", MAX_HEADER_TEXT_CHARS, plain_only=True)
+    if block_type == "section":
+        return _section_errors(block, where)
+    if block_type == "context":
+        return _elements_errors(block, where, MAX_CONTEXT_ELEMENTS, _context_element_errors)
+    if block_type == "actions":
+        return _elements_errors(block, where, MAX_ACTIONS_ELEMENTS, _action_element_errors)
+    return []
 
 
 def _text_errors(obj: Any, where: str, max_chars: int, *, plain_only: bool = False) -> list[str]:
@@ -239,20 +308,34 @@ def _is_accepted(reply: Reply) -> bool:
     return reply.body in (None, "", "ok")
 
 
-def _parse_body(content_type: str, raw: bytes) -> tuple[dict[str, Any], str | None]:
-    """Return (fields, error code or None) for a JSON or form-encoded body."""
+def _parse_body(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object a request carries (slack_sdk sends JSON); None when it is not one."""
     text = raw.decode("utf-8", errors="replace")
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        return dict(parse_qsl(text, keep_blank_values=True)), None
-    if content_type.startswith("multipart/"):
-        return {"_raw": text}, "invalid_form_data"  # file uploads are out of scope
     if not text.strip():
-        return {}, None
+        return {}
     try:
         parsed = json.loads(text)
     except ValueError:
-        return {"_raw": text}, "invalid_json"
-    return (parsed, None) if isinstance(parsed, dict) else ({"_raw": text}, "invalid_json")
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _content_error(payload: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """Slack's refusal of a message's content (error code, details), or None."""
+    text, blocks = payload.get("text"), payload.get("blocks")
+    if text is not None and not isinstance(text, str):
+        return "invalid_arguments", []
+    if not text and not blocks:
+        return "no_text", []
+    if text and len(text) > MAX_TEXT_CHARS:
+        return "msg_too_long", []
+    errors = block_kit_errors(blocks) if blocks is not None else []
+    return ("invalid_blocks", errors) if errors else None
+
+
+def _channel_key(channel: str) -> str:
+    # Slack accepts a channel name with or without the leading "#".
+    return channel.lstrip("#")
 
 
 class _Server(ThreadingHTTPServer):
@@ -288,21 +371,23 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.standin._track(self.connection, add=False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: Any) -> None:  # the base class's signature
         pass  # quiet: test and demo output must not be buried under access logs
 
-    def _dispatch(self) -> None:
+    def do_POST(self) -> None:  # Slack's every method is a POST; others get http.server's 501
         self.server.standin._serve(self)
 
-    do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+Answer = tuple[Reply, dict[str, Any] | None]  # the reply, and the payload it posted (for messages)
 
 
 class SlackStandIn:
     """A Slack look-alike on 127.0.0.1 (free port) that records what it receives.
 
-    Use as a context manager (or call start()/stop()). Serves the incoming
-    webhook at ``webhook_path`` and the Web API's chat.postMessage under /api/,
-    answering like Slack does unless replies were queued with script().
+    Use as a context manager (or call start()/stop()). Serves the incoming webhook at
+    ``webhook_path`` (posting to ``webhook_channel``, default the first of ``channels``) and the
+    Web API under /api/, answering like Slack does unless replies were queued with script().
+    ``members`` are the people in every channel.
     """
 
     def __init__(
@@ -311,13 +396,18 @@ class SlackStandIn:
         bot_token: str = "xoxb-test-token",
         channels: Iterable[str] = ("C0TESTCHAN", "#batch-alerts"),
         webhook_path: str = "/services/TTEST/BTEST/testsecret",
+        webhook_channel: str | None = None,
+        members: Iterable[str] = (MEMBER,),
         rate_limit_per_channel: float | None = None,
     ) -> None:
         if rate_limit_per_channel is not None and rate_limit_per_channel <= 0:
             raise ValueError("rate_limit_per_channel must be positive (or None to disable)")
         self.bot_token = bot_token
-        self.channels = frozenset(channels)
+        listed = tuple(channels)
+        self.channels = frozenset(listed)
         self.webhook_path = webhook_path if webhook_path.startswith("/") else "/" + webhook_path
+        self.webhook_channel = webhook_channel or (listed[0] if listed else "C0WEBHOOK")
+        self.members = frozenset(members)
         self.rate_limit_per_channel = rate_limit_per_channel
         self.base_url = self.api_url = self.webhook_url = ""
         self._lock = threading.Lock()
@@ -326,12 +416,20 @@ class SlackStandIn:
         self._script: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._messages: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
+        self._ephemerals: list[dict[str, Any]] = []
+        self._store: dict[tuple[str, str], _Message] = {}
+        self._timeline: dict[str, list[str]] = {}  # channel -> ts shown at the top level, in order
+        self._response_urls: dict[str, _ResponseUrl] = {}
         self._rate_limited = 0
         self._last_accepted: dict[str, float] = {}
         self._ts = int(time.time())
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
+            "chat.postMessage": self._post_message, "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -365,10 +463,8 @@ class SlackStandIn:
             with self._lock:
                 open_connections = list(self._connections)
             for conn in open_connections:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             server.server_close()  # closes the listening socket and joins handler threads
         finally:
             thread.join(timeout=5)
@@ -400,19 +496,49 @@ class SlackStandIn:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """Snapshot of the payloads that were accepted (answered ok), in order.
-
-        Web API payloads have form-encoded ``blocks``/``attachments`` decoded and
-        no ``token`` field, so they can be printed safely.
-        """
+        """Snapshot of the payloads posted (webhook and chat.postMessage, replies included) that
+        were answered ok, in order, as they were sent."""
         with self._lock:
             return list(self._messages)
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        """Snapshot of the chat.update payloads that were answered ok, in order."""
+        with self._lock:
+            return list(self._updates)
+
+    @property
+    def ephemerals(self) -> list[dict[str, Any]]:
+        """Snapshot of the ephemeral messages shown (chat.postEphemeral, response URLs): each with
+        its ``channel``, ``user``, ``text``, ``blocks`` (or None) and ``message_ts``."""
+        with self._lock:
+            return [dict(e) for e in self._ephemerals]
 
     @property
     def rate_limited_count(self) -> int:
         """How many requests were answered 429 (scripted or by rate-limit mode)."""
         with self._lock:
             return self._rate_limited
+
+    def channel_view(self, channel: str) -> list[Shown]:
+        """The channel as a person reads it: top-level messages in order (deleted ones gone),
+        each with its current text and blocks and its thread's replies."""
+        with self._lock:
+            return [self._shown(m) for m in (self._store[(_channel_key(channel), ts)]
+                                             for ts in self._timeline.get(_channel_key(channel), []))
+                    if not m.deleted]
+
+    def post_as(self, user: str, channel: str, text: str) -> str:
+        """Add a message a person posted (one the bot cannot update); return its ts."""
+        with self._lock:
+            return self._add(channel, text, None, user).ts
+
+    def response_url(self, channel: str, ts: str, *, user: str = MEMBER) -> str:
+        """The response URL Slack would put in the payload of ``user``'s click on message ``ts``."""
+        token = secrets.token_hex(8)
+        with self._lock:
+            self._response_urls[token] = _ResponseUrl(_channel_key(channel), ts, user, time.monotonic())
+        return f"{self.base_url}actions/{token}"
 
     def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait until at least ``n`` messages were accepted and return all of them.
@@ -446,15 +572,18 @@ class SlackStandIn:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in handler.headers.items()}
-        body, parse_error = _parse_body(headers.get("content-type", ""), raw)
+        parsed = _parse_body(raw)
+        body = parsed if parsed is not None else {"_raw": raw.decode("utf-8", errors="replace")}
+        route = handler.path.split("?", 1)[0]
         # Decide, record and count under one lock so the answer, the rate-limit
         # window and the snapshots stay consistent across concurrent requests.
         with self._changed:
             if self._script:
                 reply = self._script.popleft()
-                message = _message_of(body)[0] if _is_accepted(reply) else None
+                posting = route == self.webhook_path or route == "/api/chat.postMessage"
+                posted = body if posting and _is_accepted(reply) else None
             else:
-                reply, message = self._default_reply(handler.command, handler.path, headers, body, parse_error)
+                reply, posted = self._default_reply(route, headers, parsed)
             status = 0 if reply.drop else reply.status
             if status == 429:
                 self._rate_limited += 1
@@ -463,8 +592,8 @@ class SlackStandIn:
             self._requests.append(
                 RecordedRequest(handler.command, handler.path, headers, body, received_at, status)
             )
-            if message is not None:
-                self._messages.append(message)
+            if posted is not None:
+                self._messages.append(posted)
                 self._changed.notify_all()
         self._answer(handler, reply)
 
@@ -495,89 +624,152 @@ class SlackStandIn:
         except OSError:
             pass  # the client gave up (e.g. timed out on a delayed reply); nobody to tell
 
-    def _default_reply(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        body: dict[str, Any],
-        parse_error: str | None,
-    ) -> tuple[Reply, dict[str, Any] | None]:
-        route = path.split("?", 1)[0]
-        if method != "POST":
-            return Reply(405, "method_not_allowed"), None
+    # -- Slack's behaviour (lock held) ----------------------------------------
+
+    def _default_reply(self, route: str, headers: dict[str, str], body: dict[str, Any] | None) -> Answer:
         if route == self.webhook_path:
-            return self._webhook(body, parse_error)
+            return self._webhook(body)
         if route.startswith("/services/"):
             return Reply(404, "no_service"), None
-        if route.startswith("/api/"):
-            if route != "/api/chat.postMessage":
-                return _api_error("unknown_method"), None
-            return self._post_message(headers, body, parse_error)
-        return Reply(404, "not_found"), None
+        if route.startswith("/actions/"):
+            return self._respond(route.removeprefix("/actions/"), body), None
+        if not route.startswith("/api/"):
+            return Reply(404, "not_found"), None
+        method = self._methods.get(route.removeprefix("/api/"))
+        if method is None:
+            return _api_error("unknown_method"), None
+        refusal = self._auth_error(headers)
+        if refusal is not None:
+            return _api_error(refusal), None
+        if body is None:
+            return _api_error("invalid_json"), None
+        channel = body.get("channel")
+        if not isinstance(channel, str) or _channel_key(channel) not in {_channel_key(c) for c in self.channels}:
+            return _api_error("channel_not_found"), None
+        refused = _content_error(body)
+        if refused is not None:
+            code, errors = refused
+            return _api_error(code, **({"errors": errors} if errors else {})), None
+        return method(body)
 
-    def _webhook(self, body: dict[str, Any], parse_error: str | None) -> tuple[Reply, dict[str, Any] | None]:
-        payload, payload_error = _message_of(body)
-        if parse_error or payload_error:
-            return Reply(400, "invalid_payload"), None
-        text, blocks = payload.get("text"), payload.get("blocks")
-        if text is not None and not isinstance(text, str):
-            return Reply(400, "invalid_payload"), None
-        if not text and not blocks and not payload.get("attachments"):
-            return Reply(400, "invalid_payload"), None
-        if text and len(text) > MAX_TEXT_CHARS:
-            return Reply(400, "msg_too_long"), None
-        if blocks is not None and block_kit_errors(blocks):
-            return Reply(400, "invalid_blocks"), None
-        if _too_many_attachments(payload):
-            return Reply(400, "too_many_attachments"), None
+    def _auth_error(self, headers: dict[str, str]) -> str | None:
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        token = credentials.strip() if scheme.lower() == "bearer" else ""
+        if not token:
+            return "not_authed"
+        return "invalid_auth" if token != self.bot_token else None
+
+    def _webhook(self, body: dict[str, Any] | None) -> Answer:
+        refused = _content_error(body) if body is not None else ("invalid_payload", [])
+        if refused is not None:
+            code = refused[0] if refused[0] in ("msg_too_long", "invalid_blocks") else "invalid_payload"
+            return Reply(400, code), None
+        assert body is not None
         retry_after = self._rate_check("webhook:" + self.webhook_path)
         if retry_after is not None:
             return Reply(429, "rate_limited", {"Retry-After": str(retry_after)}), None
-        return Reply(200, "ok"), payload
+        self._add(self.webhook_channel, body.get("text") or "", body.get("blocks"), "webhook")
+        return Reply(200, "ok"), body
 
-    def _post_message(
-        self, headers: dict[str, str], body: dict[str, Any], parse_error: str | None
-    ) -> tuple[Reply, dict[str, Any] | None]:
-        if parse_error:
-            return _api_error(parse_error), None
-        scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        token = credentials.strip() if scheme.lower() == "bearer" else body.get("token")
-        if not token:
-            return _api_error("not_authed"), None
-        if token != self.bot_token:
-            return _api_error("invalid_auth"), None
-        payload, payload_error = _message_of(body)
-        if payload_error:
-            return _api_error(payload_error), None
-        channel = payload.get("channel")
-        if not isinstance(channel, str) or not self._known_channel(channel):
-            return _api_error("channel_not_found"), None
-        text, blocks = payload.get("text"), payload.get("blocks")
-        if not text and not blocks and not payload.get("attachments"):
-            return _api_error("no_text"), None
-        if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
-            return _api_error("msg_too_long"), None
-        if blocks is not None:
-            if not isinstance(blocks, list):
-                return _api_error("invalid_blocks_format"), None
-            errors = block_kit_errors(blocks)
-            if errors:
-                return _api_error("invalid_blocks", errors=errors), None
-        if _too_many_attachments(payload):
-            return _api_error("too_many_attachments"), None
-        retry_after = self._rate_check("channel:" + channel.lstrip("#"))
+    def _post_message(self, body: dict[str, Any]) -> Answer:
+        channel, thread_ts = body["channel"], body.get("thread_ts")
+        parent = None
+        if thread_ts is not None:
+            parent = self._store.get((_channel_key(channel), str(thread_ts)))
+            if parent is None or parent.deleted:
+                return _api_error("thread_not_found"), None
+            if parent.thread_ts is not None:  # a reply's ts: Slack threads it under the parent
+                parent = self._store[(parent.channel, parent.thread_ts)]
+        retry_after = self._rate_check("channel:" + _channel_key(channel))
         if retry_after is not None:
             return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}), None
-        self._ts += 1  # Slack's ts is unique and increasing per message
-        ts = f"{self._ts}.000100"
-        message = {"type": "message", "user": "U0STANDIN", "bot_id": "B0STANDIN", "ts": ts, "text": text or ""}
-        message.update({k: payload[k] for k in ("blocks", "attachments", "thread_ts") if k in payload})
-        return Reply(200, {"ok": True, "channel": channel, "ts": ts, "message": message}), payload
+        broadcast = parent is not None and body.get("reply_broadcast") is True
+        posted = self._add(channel, body.get("text") or "", body.get("blocks"), BOT_USER, parent, broadcast)
+        return Reply(200, {"ok": True, "channel": channel, "ts": posted.ts, "message": self._echo(posted)}), body
 
-    def _known_channel(self, channel: str) -> bool:
-        # Slack accepts a channel name with or without the leading "#".
-        return channel.lstrip("#") in {c.lstrip("#") for c in self.channels}
+    def _update(self, body: dict[str, Any]) -> Answer:
+        channel, ts = body["channel"], body.get("ts")
+        message = self._store.get((_channel_key(channel), str(ts)))
+        if message is None or message.deleted:
+            return _api_error("message_not_found"), None
+        if message.user != BOT_USER:
+            return _api_error("cant_update_message"), None
+        message.text = body.get("text") or ""
+        if "blocks" in body:  # left out: the old blocks stay; an empty list removes them
+            message.blocks = body["blocks"] or None
+        message.edited = True
+        self._updates.append(body)
+        return Reply(200, {"ok": True, "channel": channel, "ts": message.ts, "text": message.text,
+                           "message": self._echo(message)}), None
+
+    def _post_ephemeral(self, body: dict[str, Any]) -> Answer:
+        user = body.get("user")
+        if user not in self.members:
+            return _api_error("user_not_in_channel"), None
+        ts = self._show_ephemeral(_channel_key(body["channel"]), str(user), body)
+        return Reply(200, {"ok": True, "message_ts": ts}), None
+
+    def _respond(self, token: str, body: dict[str, Any] | None) -> Reply:
+        url = self._response_urls.get(token)
+        if url is None or url.uses >= RESPONSE_URL_USES or time.monotonic() - url.created > RESPONSE_URL_SECONDS:
+            return Reply(404, {"ok": False, "error": "expired_url"})
+        if body is None:
+            return Reply(400, {"ok": False, "error": "invalid_payload"})
+        url.uses += 1
+        original = self._store.get((url.channel, url.ts))
+        if body.get("delete_original") is True:
+            if original is not None:
+                original.deleted = True
+            return Reply(200, {"ok": True})
+        refused = _content_error(body)
+        if refused is not None:
+            return Reply(400, {"ok": False, "error": refused[0]})
+        if body.get("replace_original") is True:
+            if original is None or original.deleted:
+                return Reply(404, {"ok": False, "error": "message_not_found"})
+            original.text, original.blocks, original.edited = body.get("text") or "", body.get("blocks"), True
+        elif body.get("response_type") == "in_channel":
+            self._add(url.channel, body.get("text") or "", body.get("blocks"), BOT_USER)
+        else:  # ephemeral, Slack's default for a response
+            self._show_ephemeral(url.channel, url.user, body)
+        return Reply(200, {"ok": True})
+
+    def _add(self, channel: str, text: str, blocks: list[Any] | None, user: str,
+             parent: _Message | None = None, broadcast: bool = False) -> _Message:
+        message = _Message(_channel_key(channel), self._next_ts(), text, blocks, user,
+                           parent.ts if parent else None, broadcast)
+        self._store[(message.channel, message.ts)] = message
+        if parent is not None:
+            parent.replies.append(message.ts)
+        if parent is None or broadcast:
+            self._timeline.setdefault(message.channel, []).append(message.ts)
+        return message
+
+    def _show_ephemeral(self, channel: str, user: str, body: dict[str, Any]) -> str:
+        ts = self._next_ts()
+        self._ephemerals.append({"channel": channel, "user": user, "text": body.get("text") or "",
+                                 "blocks": body.get("blocks"), "message_ts": ts})
+        return ts
+
+    def _next_ts(self) -> str:
+        self._ts += 1  # Slack's ts is unique and increasing per message
+        return f"{self._ts}.000100"
+
+    def _echo(self, message: _Message) -> dict[str, Any]:
+        echo: dict[str, Any] = {"type": "message", "user": message.user, "bot_id": "B0STANDIN", "ts": message.ts,
+                                "text": message.text}
+        if message.blocks is not None:
+            echo["blocks"] = message.blocks
+        if message.thread_ts is not None:
+            echo["thread_ts"] = message.thread_ts
+        if message.broadcast:
+            echo["subtype"] = "thread_broadcast"
+        return echo
+
+    def _shown(self, message: _Message) -> Shown:
+        thread = [self._store[(message.channel, ts)] for ts in message.replies] if message.thread_ts is None else []
+        return Shown(message.ts, message.text, message.blocks, message.user, message.edited, message.broadcast,
+                     tuple(self._shown(reply) for reply in thread if not reply.deleted))
 
     def _rate_check(self, key: str) -> int | None:
         """Return Retry-After seconds if ``key`` is over the rate, else count this post. Lock held."""
@@ -589,31 +781,3 @@ class SlackStandIn:
             return max(1, math.ceil(interval - (now - last)))
         self._last_accepted[key] = now
         return None
-
-
-def _message_of(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Return (message payload, error code or None) carried by a request body.
-
-    Form posts carry JSON inside fields (a webhook's ``payload``, the API's
-    ``blocks``/``attachments``); those are decoded. ``token`` is dropped so
-    recorded messages never show a credential.
-    """
-    if set(body) == {"payload"} and isinstance(body["payload"], str):
-        try:
-            decoded = json.loads(body["payload"])
-        except ValueError:
-            return {}, "invalid_payload"
-        return (decoded, None) if isinstance(decoded, dict) else ({}, "invalid_payload")
-    message = {k: v for k, v in body.items() if k != "token"}
-    for key, error in (("blocks", "invalid_blocks_format"), ("attachments", "invalid_attachments")):
-        if isinstance(message.get(key), str):
-            try:
-                message[key] = json.loads(message[key])
-            except ValueError:
-                return message, error
-    return message, None
-
-
-def _too_many_attachments(payload: dict[str, Any]) -> bool:
-    attachments = payload.get("attachments")
-    return isinstance(attachments, list) and len(attachments) > MAX_ATTACHMENTS

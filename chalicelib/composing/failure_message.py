@@ -1,11 +1,12 @@
 """FAILED messages that answer "why?" without a click: diagnosis, attempt history, log tail.
 
-:func:`build_failure_message` is pure: it takes the standard message
-(``messages.build_job_state_message``) and inserts, after the reasons and before the buttons,
+:func:`failure_parts` is pure: it takes the standard message's parts
+(``messages.job_state_parts``) and fills three more, which render after the reasons and before
+the buttons:
 
-1. the diagnosis hint, if a table entry matches (``chalicelib/deciding/diagnosis.py``);
-2. the attempt history, if the job ran more than once;
-3. the log tail as a code block, or the tail's note as a context line.
+1. ``diagnosis``: the hint, if a table entry matches (``chalicelib/deciding/diagnosis.py``);
+2. ``attempts``: the attempt history, if the job ran more than once;
+3. ``tail``: the log tail as a code block, or the tail's note as a context line.
 
 :func:`describe_failure` is what the FAILED handler calls: it fetches the tail (if the stage
 turns it on) and calls the builder.
@@ -16,16 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
-from chalicelib.composing.messages import SlackMessage, bounded_blocks, build_job_state_message, format_duration
+from chalicelib.composing.messages import MessageParts, SlackMessage, format_duration, job_state_parts
 from chalicelib.composing.mrkdwn import CONTEXT_TEXT_LIMIT, SECTION_TEXT_LIMIT, escape, safe_mrkdwn, truncate
 from chalicelib.core.config import ConfigError, log_tail_settings
 from chalicelib.deciding.diagnosis import Diagnosis, diagnose
 from chalicelib.reading.event import AttemptView, JobStateChange
-from chalicelib.reading.links import LogLocation, cloudwatch_logs_url, log_location
+from chalicelib.reading.links import LogLocation, cloudwatch_logs_url
 from chalicelib.reading.logtail import UNAVAILABLE, LogTail, fetch_log_tail
 
 log = logging.getLogger("batch_notify")
@@ -60,54 +62,45 @@ def describe_failure(job: JobStateChange) -> SlackMessage:
         settings = log_tail_settings()
     except ConfigError as error:
         log.error(json.dumps({"job_id": job.job_id, "log_tail": "misconfigured", "reason": str(error)}))
-        tail: Optional[LogTail] = LogTail(note=f"{UNAVAILABLE}: {error}")
+        tail: LogTail | None = LogTail(note=f"{UNAVAILABLE}: {error}")
     else:
         tail = fetch_log_tail(job, settings) if settings.enabled else None
     return build_failure_message(job, tail)
 
 
-def build_failure_message(job: JobStateChange, tail: Optional[LogTail],
-                          *, diagnoses: Optional[Sequence[Diagnosis]] = None) -> SlackMessage:
-    """The standard message plus diagnosis, attempt history and log tail (``None``: not fetched).
+def failure_parts(job: JobStateChange, tail: LogTail | None,
+                  *, diagnoses: Sequence[Diagnosis] | None = None) -> MessageParts:
+    """The standard parts plus diagnosis, attempt history and log tail (``None``: not fetched).
 
-    Pure. Buttons and the final context line stay last, and Slack's limits hold.
-    ``diagnoses`` replaces the default table (a fork's extended one).
+    Pure. ``diagnoses`` replaces the default table (a fork's extended one).
     """
-    base = build_job_state_message(job)
-    extra = [*_diagnosis_blocks(job, diagnoses), *_attempt_blocks(job), *_tail_blocks(tail)]
-    if not extra:
-        return base
-    blocks = list(base.blocks)
-    at = _insertion_point(blocks)
-    blocks[at:at] = extra
-    return SlackMessage(text=base.text, blocks=bounded_blocks(blocks))
+    return replace(job_state_parts(job), diagnosis=_diagnosis_text(job, diagnoses), attempts=_attempt_sections(job),
+                   tail=_tail_block(tail))
 
 
-def _insertion_point(blocks: Sequence[Block]) -> int:
-    """Before the buttons, or before the final context line when there are none."""
-    for index, block in enumerate(blocks):
-        if isinstance(block, ActionsBlock):
-            return index
-    return len(blocks) - 1 if blocks and isinstance(blocks[-1], ContextBlock) else len(blocks)
+def build_failure_message(job: JobStateChange, tail: LogTail | None,
+                          *, diagnoses: Sequence[Diagnosis] | None = None) -> SlackMessage:
+    """The FAILED message: :func:`failure_parts`, rendered (buttons and context line last)."""
+    return failure_parts(job, tail, diagnoses=diagnoses).render()
 
 
 # -- diagnosis -------------------------------------------------------------------------------
-def _diagnosis_blocks(job: JobStateChange, diagnoses: Optional[Sequence[Diagnosis]]) -> list[Block]:
+def _diagnosis_text(job: JobStateChange, diagnoses: Sequence[Diagnosis] | None) -> str | None:
     finding = diagnose(job, diagnoses)
     if finding is None:
-        return []
+        return None
     prefix = f"{DIAGNOSIS_EMOJI} *{escape(finding.title)}*: "
-    text = prefix + safe_mrkdwn(finding.hint, SECTION_TEXT_LIMIT - len(prefix))
-    return [SectionBlock(text=MarkdownTextObject(text=text))]
+    return prefix + safe_mrkdwn(finding.hint, SECTION_TEXT_LIMIT - len(prefix))
 
 
 # -- attempts --------------------------------------------------------------------------------
-def _attempt_blocks(job: JobStateChange) -> list[Block]:
+def _attempt_sections(job: JobStateChange) -> tuple[str, ...]:
+    """The history's text, one section's worth each: a title, then one line per attempt."""
     attempts = job.attempts
     if len(attempts) < 2:
-        return []
+        return ()
     # Each attempt's own stream, in the job's log group and the log's region.
-    location = log_location(job)
+    location = job.log_location
     first = max(1, len(attempts) - MAX_ATTEMPTS_SHOWN + 1)
     lines = [_attempt_line(number, attempts[number - 1], location) for number in range(first, len(attempts) + 1)]
     title = "*Attempt history*" if first == 1 else f"*Attempt history* (last {len(lines)} of {len(attempts)})"
@@ -120,15 +113,13 @@ def _attempt_blocks(job: JobStateChange) -> list[Block]:
         else:
             text += "\n" + line
     sections.append(text)
-    return [SectionBlock(text=MarkdownTextObject(text=section)) for section in sections]
+    return tuple(sections)
 
 
-def _attempt_line(number: int, attempt: AttemptView, location: Optional[LogLocation]) -> str:
+def _attempt_line(number: int, attempt: AttemptView, location: LogLocation | None) -> str:
     exit_code = attempt.container.exit_code
-    if attempt.started_at is None:
-        duration = "did not start"
-    else:
-        duration = format_duration(attempt.duration) or "still running"
+    started = attempt.started_at is not None
+    duration = (format_duration(attempt.duration) or "still running") if started else "did not start"
     parts = [f"exit {exit_code}" if exit_code is not None else "no exit code", duration]
     reason = attempt.container.reason or attempt.status_reason
     if reason:
@@ -138,7 +129,7 @@ def _attempt_line(number: int, attempt: AttemptView, location: Optional[LogLocat
     return f"{text} · <{url}|log>" if url else text
 
 
-def _attempt_log_url(attempt: AttemptView, location: Optional[LogLocation]) -> Optional[str]:
+def _attempt_log_url(attempt: AttemptView, location: LogLocation | None) -> str | None:
     stream = attempt.container.log_stream_name
     if location is None or stream is None:
         return None
@@ -148,16 +139,17 @@ def _attempt_log_url(attempt: AttemptView, location: Optional[LogLocation]) -> O
 
 
 # -- log tail --------------------------------------------------------------------------------
-def _tail_blocks(tail: Optional[LogTail]) -> list[Block]:
+def _tail_block(tail: LogTail | None) -> Block | None:
+    """The lines as a code block, or the note as a context line; nothing for ``LogTail()``."""
     if tail is None:
-        return []
+        return None
     if tail.lines:
-        return [SectionBlock(text=MarkdownTextObject(text=_tail_text(tail.lines)))]
+        return SectionBlock(text=MarkdownTextObject(text=_tail_text(tail.lines)))
     if tail.note:
         prefix = f"{TAIL_EMOJI} "
         text = prefix + safe_mrkdwn(tail.note, CONTEXT_TEXT_LIMIT - len(prefix))
-        return [ContextBlock(elements=[MarkdownTextObject(text=text)])]
-    return []
+        return ContextBlock(elements=[MarkdownTextObject(text=text)])
+    return None
 
 
 def _code_line(line: str) -> str:

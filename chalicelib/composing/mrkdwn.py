@@ -21,6 +21,7 @@ BUTTON_TEXT_LIMIT = 75
 BUTTON_URL_LIMIT = 3000
 CONTEXT_TEXT_LIMIT = 2000
 MAX_ACTIONS_ELEMENTS = 25
+MAX_SECTION_FIELDS = 10
 # The notification text is a preview; Slack allows far more, phones show a line or two.
 FALLBACK_TEXT_LIMIT = 500
 

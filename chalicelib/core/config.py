@@ -4,6 +4,10 @@ The variables are set per stage in ``.chalice/config.json``. Nothing is read at 
 so ``chalice deploy`` / ``chalice package`` can import the app on a laptop with no settings;
 a misconfiguration fails at the first invocation with a message naming the variable to set.
 A value is taken whole or refused (one parser per kind of value, below), never half-read.
+
+All of it is one tree, :func:`settings` (a :class:`Settings`): the environment and its
+sections, each parsed at first use and kept; :func:`reset` forgets it. Tests supply
+settings one way: set the environment, then ``reset()``.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import functools
 import logging
 import os
 import re
-from dataclasses import dataclass
-from typing import Callable, Literal, Mapping, Optional, TypeVar
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 from chalicelib.core.errors import BatchNotifyError
 
@@ -49,8 +56,8 @@ class Secret:
     """A secret given either directly or as the name of an SSM SecureString parameter."""
 
     variable: str  # the environment variable it came from, for error messages
-    value: Optional[str] = None
-    parameter: Optional[str] = None
+    value: str | None = None
+    parameter: str | None = None
 
     def __repr__(self) -> str:  # never show the value, even in a traceback's locals
         return f"Secret(variable={self.variable!r}, parameter={self.parameter!r})"
@@ -62,18 +69,18 @@ class SlackSettings:
 
     mode: Literal["webhook", "bot"]
     secret: Secret
-    channel: Optional[str]
+    channel: str | None
     api_url: str
     request_timeout: float
     delivery_budget: float
 
 
-def _get(env: Mapping[str, str], name: str) -> Optional[str]:
+def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
 
 
-def _secret(env: Mapping[str, str], direct: str, param: str) -> Optional[Secret]:
+def _secret(env: Mapping[str, str], direct: str, param: str) -> Secret | None:
     # A direct value wins over a parameter, so a developer can override a stage locally.
     if _get(env, direct):
         return Secret(variable=direct, value=_get(env, direct))
@@ -92,7 +99,7 @@ _DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _WHOLE = re.compile(r"[0-9]+")
 
 
-def _raw(env: Mapping[str, str], name: str) -> Optional[str]:
+def _raw(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip(_SURROUNDING)
     return value or None
 
@@ -168,11 +175,13 @@ def load_slack_settings(env: Mapping[str, str]) -> SlackSettings:
             "stage's environment_variables in .chalice/config.json"
         )
     if token and not channel:
-        raise ConfigError(f"{token.variable} is set but {CHANNEL} is not: set {CHANNEL} to a channel ID such as C0123456789")
+        raise ConfigError(f"{token.variable} is set but {CHANNEL} is not: "
+                          f"set {CHANNEL} to a channel ID such as C0123456789")
     if webhook and channel:
         # Webhooks made by a Slack app are bound to one channel; silently ignoring the
         # setting would post somewhere the user did not ask for.
-        raise ConfigError(f"{CHANNEL} is set but a webhook always posts to its own channel: unset {CHANNEL} or use a bot token")
+        raise ConfigError(f"{CHANNEL} is set but a webhook always posts to its own channel: "
+                          f"unset {CHANNEL} or use a bot token")
     api_url = _get(env, API_URL) or DEFAULT_API_URL
     if not api_url.endswith("/"):
         api_url += "/"
@@ -186,31 +195,6 @@ def load_slack_settings(env: Mapping[str, str]) -> SlackSettings:
         delivery_budget=number_setting(env, DELIVERY_BUDGET, default=DEFAULT_DELIVERY_BUDGET,
                                        maximum=MAX_SLACK_SECONDS),
     )
-
-
-@functools.lru_cache(maxsize=1)
-def slack_settings() -> SlackSettings:
-    """The Slack settings of this container, read from ``os.environ`` once."""
-    return load_slack_settings(os.environ)
-
-
-_RESETS: list[Callable[[], None]] = []
-
-
-def setting(read: Callable[[], T]) -> Callable[[], T]:
-    """Decorator for a zero-argument settings reader in another module: cache it once per
-    container, and have :func:`reset` forget it."""
-    cached = functools.lru_cache(maxsize=1)(read)
-    _RESETS.append(cached.cache_clear)
-    return cached
-
-
-def reset() -> None:
-    """Forget cached settings (tests and the replay tool change the environment)."""
-    slack_settings.cache_clear()
-    log_tail_settings.cache_clear()
-    for clear in _RESETS:
-        clear()
 
 
 # -- Log tail of failed jobs (chalicelib/reading/logtail.py) ---------------------------------------
@@ -243,12 +227,6 @@ def load_log_tail_settings(env: Mapping[str, str]) -> LogTailSettings:
                                  unit="lines", zero="the tail is off")
     timeout = number_setting(env, LOG_TAIL_TIMEOUT, default=DEFAULT_LOG_TAIL_TIMEOUT, maximum=MAX_LOG_TAIL_TIMEOUT)
     return LogTailSettings(lines=lines, timeout=timeout)
-
-
-@functools.lru_cache(maxsize=1)
-def log_tail_settings() -> LogTailSettings:
-    """The log tail settings of this container, read from ``os.environ`` once."""
-    return load_log_tail_settings(os.environ)
 
 
 # -- Stuck-job sweep and daily digest (chalicelib/scheduled/stuck.py, chalicelib/scheduled/digest.py) ----------
@@ -291,12 +269,6 @@ def load_scheduled_settings(env: Mapping[str, str]) -> ScheduledSettings:
                              digest=digest == "on", digest_queues=_queues(env, DIGEST_QUEUES))
 
 
-@setting
-def scheduled_settings() -> ScheduledSettings:
-    """The sweep and digest settings of this container, read from ``os.environ`` once."""
-    return load_scheduled_settings(os.environ)
-
-
 # -- Log level (applied by chalicelib/application.py at every invocation) -------------------
 LOG_LEVEL = "LOG_LEVEL"
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
@@ -311,7 +283,158 @@ def load_log_level(env: Mapping[str, str]) -> int:
     return LOG_LEVELS[choice_setting(env, LOG_LEVEL, tuple(LOG_LEVELS), default=DEFAULT_LOG_LEVEL)]
 
 
-@setting
+
+# -- the settings tree of this container --------------------------------------------------------
+# One cache: settings() builds one Settings per container; each section is parsed at its first use
+# and kept there; reset() forgets the whole tree. Sections stay lazy on purpose: a bad LOG_TAIL_*
+# only costs FAILED messages their tail (composing/failure_message.py says what to fix), a bad
+# STUCK_AFTER_MINUTES only fails the sweep, and a stage that never posts a FAILED message never
+# parses LOG_TAIL_*. A section that raises is not kept: the next invocation parses it again.
+
+Loader = Callable[["Settings"], T]
+
+
+class ProcessEnvironment(Mapping[str, str]):
+    """``os.environ`` as it is when read: each section sees the environment of its first use,
+    as before the tree existed. (chalice.test replaces the ``os.environ`` object during an
+    invocation, so a reference to it, or a copy made before, would miss the stage's variables.)"""
+
+    def __getitem__(self, name: str) -> str:
+        return os.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(os.environ)
+
+    def __len__(self) -> int:
+        return len(os.environ)
+
+    def __repr__(self) -> str:  # never the values: they hold credentials and secrets
+        return "ProcessEnvironment()"
+
+
+@dataclass(frozen=True, eq=False)
+class Settings:
+    """This container's settings: an environment, and each section parsed from it (and
+    checked) at its first use, then kept. Thread-safe: a section is loaded once.
+
+    The built-in sections are properties (:attr:`slack`, :attr:`log_tail`, :attr:`scheduled`,
+    :attr:`log_level`). A stage above core adds its own with :meth:`section` and a loader taking
+    this object (``settings().section(load_route_table)``): core needs not import it, and the
+    section is still forgotten by :func:`reset` with the rest. The boto3 session and clients
+    (``core/clients.py``) and the secrets read from SSM (``core/secrets.py``) are sections too.
+    """
+
+    env: Mapping[str, str] = field(repr=False)  # repr=False: it holds credentials and secrets
+    _sections: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
+    # Re-entrant: a loader may read another section (the route table reads the Slack mode).
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A mapping given by a caller is copied, read-only: a section cannot see it change.
+        if not isinstance(self.env, ProcessEnvironment):
+            object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+    def section(self, load: Loader[T]) -> T:
+        """The section ``load`` makes from this settings tree: loaded at first use, then kept.
+        ``load`` is the section's key: pass the same function every time."""
+        with self._lock:
+            if load not in self._sections:
+                self._sections[load] = load(self)
+            return self._sections[load]  # type: ignore[no-any-return]
+
+    @property
+    def slack(self) -> SlackSettings:
+        """How to reach Slack (``SLACK_*``)."""
+        return self.section(_slack)
+
+    @property
+    def log_tail(self) -> LogTailSettings:
+        """The log tail of FAILED messages (``LOG_TAIL_*``)."""
+        return self.section(_log_tail)
+
+    @property
+    def scheduled(self) -> ScheduledSettings:
+        """The stuck-job sweep and the daily digest (``STUCK_*``, ``DIGEST*``)."""
+        return self.section(_scheduled)
+
+    @property
+    def log_level(self) -> int:
+        """The ``logging`` level of the app's logger (``LOG_LEVEL``)."""
+        return self.section(_log_level)
+
+
+def _slack(s: Settings) -> SlackSettings:
+    return load_slack_settings(s.env)
+
+
+def _log_tail(s: Settings) -> LogTailSettings:
+    return load_log_tail_settings(s.env)
+
+
+def _scheduled(s: Settings) -> ScheduledSettings:
+    return load_scheduled_settings(s.env)
+
+
+def _log_level(s: Settings) -> int:
+    return load_log_level(s.env)
+
+
+_current: Settings | None = None
+_current_lock = threading.Lock()
+
+
+def settings() -> Settings:
+    """This container's settings tree, over the process environment (:class:`ProcessEnvironment`)."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Settings(ProcessEnvironment())
+        return _current
+
+
+def reset() -> None:
+    """Forget the settings tree: every section, the AWS clients and the secrets read from SSM.
+
+    The one way tests (and the replay tool) supply settings: change the environment, then
+    ``reset()``; the next :func:`settings` reads it again. The loaders (``load_*_settings(env)``)
+    take a plain mapping for tests of one section.
+    """
+    global _current
+    with _current_lock:
+        _current = None
+
+
+# -- the accessors every module calls: thin readers of the one tree ---------------------------------
+
+def slack_settings() -> SlackSettings:
+    """The Slack settings of this container (``settings().slack``)."""
+    return settings().slack
+
+
+def log_tail_settings() -> LogTailSettings:
+    """The log tail settings of this container (``settings().log_tail``)."""
+    return settings().log_tail
+
+
+def scheduled_settings() -> ScheduledSettings:
+    """The sweep and digest settings of this container (``settings().scheduled``)."""
+    return settings().scheduled
+
+
 def log_level() -> int:
-    """The log level of this container, read from ``os.environ`` once."""
-    return load_log_level(os.environ)
+    """The log level of this container (``settings().log_level``)."""
+    return settings().log_level
+
+
+def setting(read: Callable[[], T]) -> Callable[[], T]:
+    """Decorator for a zero-argument settings reader in another module: a section of the tree,
+    read once per container and forgotten by :func:`reset`. (Kept for ``deciding/dedup.py``;
+    new code passes a loader to :meth:`Settings.section`.)"""
+    def load(_: Settings) -> T:
+        return read()
+
+    @functools.wraps(read)
+    def cached() -> T:
+        return settings().section(load)
+
+    return cached

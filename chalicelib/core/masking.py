@@ -129,7 +129,7 @@ def _mask_record(record: logging.LogRecord) -> None:
             record.exc_text = mask(record.exc_text)
         if record.stack_info:
             record.stack_info = mask(record.stack_info)
-    except Exception as error:  # noqa: BLE001 - logging must go on, without the secret
+    except Exception as error:
         record.msg, record.args = f"(log record withheld: masking it failed with {type(error).__name__})", None
         record.exc_info, record.exc_text, record.stack_info = None, None, None
 

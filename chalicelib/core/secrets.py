@@ -13,19 +13,31 @@ The SSM read runs in a worker thread joined with :data:`SSM_DEADLINE`, like the 
 (``chalicelib/reading/logtail.py``): botocore's timeouts are per read and per attempt, so a server
 dripping bytes would otherwise hold the invocation until Lambda kills it.
 
-boto3 is imported here, lazily, and only when a secret is given as a parameter name: the
-Lambda runtime ships boto3, and importing the app must not need it.
+The SSM client comes from ``chalicelib/core/clients.py`` (the container's one boto3 session),
+made only when a secret is given as a parameter name; the values read are kept in the settings
+tree, so :func:`chalicelib.core.config.reset` forgets them with the rest.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.core import masking
-from chalicelib.core.config import BOT_TOKEN, BOT_TOKEN_PARAM, WEBHOOK_URL, WEBHOOK_URL_PARAM, ConfigError, Secret
+from chalicelib.core import config, masking
+from chalicelib.core.aws_errors import Family, describe_aws_error
+from chalicelib.core.clients import ClientConfig, client
+from chalicelib.core.config import (
+    BOT_TOKEN,
+    BOT_TOKEN_PARAM,
+    WEBHOOK_URL,
+    WEBHOOK_URL_PARAM,
+    ConfigError,
+    Secret,
+    Settings,
+    settings,
+)
 from chalicelib.core.errors import BatchNotifyError
 
 # The whole parameter read, retries included: about what botocore's per-attempt timeouts
@@ -34,9 +46,17 @@ SSM_DEADLINE = 5.0
 # Plain http only where it cannot leave the machine: the Slack stand-in of the tests and the demo.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
-_cache: dict[str, str] = {}
+# Short timeouts and few attempts: a slow or failing SSM must not eat the Lambda's time, and
+# Lambda's own retry will try the whole invocation again.
+SSM_CLIENT = ClientConfig(connect_timeout=2, read_timeout=3, attempts=2)
+# What to do when a read fails, per kind of AWS error (chalicelib/core/aws_errors.py).
+SSM_FIXES: dict[Family, str] = {
+    "not found": "it does not exist in this account and region: create it as a SecureString, or fix the name",
+    "access denied": "the stage's IAM policy needs ssm:GetParameter on it (and kms:Decrypt if it uses a "
+                     "customer-managed key)",
+}
+
 _lock = threading.Lock()
-_ssm_client: Any = None
 
 
 class SecretError(BatchNotifyError):
@@ -48,22 +68,21 @@ class InvalidSecretError(SecretError, ConfigError):
     variable or the parameter it came from, never the value."""
 
 
-def _client() -> Any:
-    global _ssm_client
-    with _lock:
-        if _ssm_client is None:
-            import boto3  # lazy: only stages that keep the secret in SSM pay for it
-            from botocore.config import Config
+def ssm_client() -> Any:
+    """The container's SSM client, with the hook that protects every value it reads."""
+    return client("ssm", SSM_CLIENT, prepare=_register_protection)
 
-            # Short timeouts and few retries: a slow or failing SSM must not eat the Lambda's
-            # time, and Lambda's own retry will try the whole invocation again.
-            client = boto3.client(
-                "ssm",
-                config=Config(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 2, "mode": "standard"}),
-            )
-            client.meta.events.register("before-parse.ssm", _protect_response_values)
-            _ssm_client = client
-        return _ssm_client
+
+_client = ssm_client  # the old name, still used by tests/test_delivery_faults.py
+
+
+def _register_protection(made: Any) -> None:
+    made.meta.events.register("before-parse.ssm", _protect_response_values)
+
+
+def _values(_: Settings) -> dict[str, str]:
+    """The settings tree's section of parameter values read from SSM: name -> value."""
+    return {}
 
 
 def _protect_response_values(response_dict: Any = None, **_: Any) -> None:
@@ -79,7 +98,7 @@ def _protect_response_values(response_dict: Any = None, **_: Any) -> None:
                 pending.extend(node.values())
             elif isinstance(node, list):
                 pending.extend(node)
-    except Exception:  # noqa: BLE001 - not JSON (an error page): no parameter value in it
+    except Exception:
         pass
 
 
@@ -96,8 +115,9 @@ def resolve(secret: Secret) -> str:
         _check(value, secret.variable, secret.variable)
         return value
     name = secret.parameter or ""
+    cache = settings().section(_values)
     with _lock:
-        cached = _cache.get(name)
+        cached = cache.get(name)
     if cached is not None:
         masking.protect(cached)  # again: a test or a tool may have made masking forget it
         return cached
@@ -106,7 +126,7 @@ def resolve(secret: Secret) -> str:
     # Not cached when invalid: the next invocation reads the fixed parameter.
     _check(value, secret.variable, f"SSM parameter {name!r} (from {secret.variable})")
     with _lock:
-        _cache[name] = value
+        cache[name] = value
     return value
 
 
@@ -123,7 +143,7 @@ def _has_inner_space(value: str) -> bool:
     return any(c.isspace() or not c.isprintable() for c in value)
 
 
-def _token_problem(token: str) -> Optional[str]:
+def _token_problem(token: str) -> str | None:
     if _has_inner_space(token):
         return ("is not a Slack bot token: it has a space, a line break or a control character inside; "
                 "copy the token again")
@@ -132,7 +152,7 @@ def _token_problem(token: str) -> Optional[str]:
     return None
 
 
-def _webhook_problem(url: str) -> Optional[str]:
+def _webhook_problem(url: str) -> str | None:
     if _has_inner_space(url):
         return ("is not a webhook URL: it has a space, a line break or a control character inside; "
                 "copy the URL again")
@@ -151,11 +171,9 @@ def _webhook_problem(url: str) -> Optional[str]:
 
 
 def _fetch_parameter(name: str, variable: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = _client()
+    ssm = ssm_client()
     outcome: dict[str, Any] = {}
-    worker = threading.Thread(target=_get_parameter_into, args=(outcome, client, name), name="ssm-get-parameter",
+    worker = threading.Thread(target=_get_parameter_into, args=(outcome, ssm, name), name="ssm-get-parameter",
                               daemon=True)
     worker.start()
     worker.join(SSM_DEADLINE)
@@ -164,24 +182,10 @@ def _fetch_parameter(name: str, variable: str) -> str:
         raise SecretError(f"SSM did not answer within {SSM_DEADLINE:g}s reading parameter {name!r} (from {variable}); "
                           "Lambda retries the invocation later")
     error = outcome.get("error")
-    if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", "Unknown"))[:100]
-        if code == "ParameterNotFound":
-            raise SecretError(
-                f"SSM parameter {name!r} (from {variable}) does not exist in this account and region: "
-                "create it as a SecureString, or fix the name"
-            )
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise SecretError(
-                f"not allowed to read SSM parameter {name!r} (from {variable}): the stage's IAM policy "
-                "needs ssm:GetParameter on it (and kms:Decrypt if it uses a customer-managed key)"
-            )
-        raise SecretError(f"could not read SSM parameter {name!r} (from {variable}): {code}")
-    if isinstance(error, BotoCoreError):
-        # The type only: a parser error's text holds the response body.
-        raise SecretError(f"could not reach SSM to read parameter {name!r} (from {variable}): {type(error).__name__}")
     if error is not None:
-        raise SecretError(f"could not read SSM parameter {name!r} (from {variable}): {type(error).__name__}")
+        # "could not read parameter '/x' (from V): access denied (ssm:GetParameter): the stage's ..."
+        raise SecretError(describe_aws_error(error, service="SSM", action="ssm:GetParameter",
+                                             doing=f"read parameter {name!r} (from {variable})", fixes=SSM_FIXES))
     value = outcome["response"].get("Parameter", {}).get("Value", "")
     if not isinstance(value, str) or not value.strip():
         raise SecretError(f"SSM parameter {name!r} (from {variable}) is empty")
@@ -192,14 +196,14 @@ def _get_parameter_into(outcome: dict[str, Any], client: Any, name: str) -> None
     """Worker body: put ``response`` or ``error`` into ``outcome``; never let an exception escape."""
     try:
         outcome["response"] = client.get_parameter(Name=name, WithDecryption=True)
-    except BaseException as error:  # noqa: BLE001 - reported by the caller, as a SecretError
+    except BaseException as error:
         outcome["error"] = error
 
 
 def reset() -> None:
-    """Forget cached secrets, the client and the masked values (tests switch moto accounts and regions)."""
-    global _ssm_client
-    with _lock:
-        _cache.clear()
-        _ssm_client = None
+    """Forget the settings tree (the values read, the client) and the masked values.
+
+    Kept for tools/replay.py and the tests; a later change can call ``config.reset()`` and
+    ``masking.forget()`` instead."""
+    config.reset()
     masking.forget()

@@ -5,13 +5,17 @@ can reach a handler twice. When ``NOTIFY_DEDUP_TABLE`` names a DynamoDB table (p
 ``event_id`` (S), TTL on ``expires_at``), the handler claims the event with a conditional
 write before posting, and records it as posted after::
 
-    if claim(event_id):          # False: already posted -> skip
+    held = claim(event_id)
+    if held.should_post:         # False: already posted -> skip
         try:
             deliver(...)
         except Exception:
-            release(event_id)    # the retry may post
+            release(held)        # the retry may post
             raise
-        mark_posted(event_id)
+        mark_posted(held)
+
+The :class:`Claim` is a value the caller keeps: it carries the owner token of the item this
+invocation wrote, so no process state remembers who holds what.
 
 An item is ``{event_id, state: "claimed", owner, claimed_until, expires_at}`` while one
 invocation posts, then ``{event_id, state: "posted", posted_at, expires_at}``. A claim is a
@@ -19,23 +23,24 @@ lease: a Lambda that dies between claim and post (timeout, out of memory) cannot
 so once ``claimed_until`` has passed another invocation may take it over. A posted item
 blocks re-posting until ``expires_at`` (``NOTIFY_DEDUP_TTL_DAYS``, default 7).
 
-Without ``NOTIFY_DEDUP_TABLE`` every call is a no-op and :func:`claim` returns True.
-The code calls only ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``. boto3 is imported
-lazily, like in ``chalicelib/core/secrets.py``.
+Without ``NOTIFY_DEDUP_TABLE`` every call is a no-op and :func:`claim` says "post".
+The code calls only ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``. The client comes from
+``chalicelib/core/clients.py``, made at first use: a stage without a table never makes one.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Optional
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from chalicelib.core.config import ConfigError, number_setting, setting
+from chalicelib.core.clients import ClientConfig, client
+from chalicelib.core.config import ConfigError, Settings, number_setting, settings
 from chalicelib.core.errors import BatchNotifyError
 
 TABLE = "NOTIFY_DEDUP_TABLE"
@@ -60,16 +65,46 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 CLAIMED = "claimed"
 POSTED = "posted"
 # Everything this module calls on the table: the IAM policy grants these and no more
-# (deploy/merge-template.json; tests/test_dedup.py records the calls made).
+# (tools/merge_template.py; tests/test_dedup.py records the calls made).
 IAM_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem")
 
-# Seams for the tests: wall clock (DynamoDB items hold epoch seconds) and sleep.
-_clock: Callable[[], float] = time.time
-_sleep: Callable[[float], None] = time.sleep
 
-# event_id -> owner token of the claims this process made and has not yet settled.
-_claims: dict[str, str] = {}
-_claims_lock = threading.Lock()
+
+class Clock(Protocol):
+    """Wall time (DynamoDB items hold epoch seconds) and sleep; tests pass a fake one."""
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class _SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK: Clock = _SystemClock()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :func:`claim` decided for one event id; pass it to :func:`release` or :func:`mark_posted`.
+
+    ``owner`` is the token of the item this invocation wrote, None when it holds nothing:
+    dedup is off, the event has no id, or it was already posted (``should_post`` False).
+    """
+
+    event_id: str
+    owner: str | None = None
+    should_post: bool = True
+
+    @property
+    def held(self) -> bool:
+        """True when this invocation holds a claim in the table."""
+        return self.owner is not None
 
 
 class DedupError(BatchNotifyError):
@@ -97,7 +132,7 @@ class DedupSettings:
     lease_seconds: int
 
 
-def load_dedup_settings(env: Mapping[str, str]) -> Optional[DedupSettings]:
+def load_dedup_settings(env: Mapping[str, str]) -> DedupSettings | None:
     """Validate the dedup settings in ``env``: None when ``NOTIFY_DEDUP_TABLE`` is unset or
     empty (dedup off); raise :class:`ConfigError` naming the variable when one is wrong."""
     table = env.get(TABLE, "").strip()
@@ -111,25 +146,24 @@ def load_dedup_settings(env: Mapping[str, str]) -> Optional[DedupSettings]:
     return DedupSettings(table=table, ttl_seconds=round(ttl_days * 86400), lease_seconds=max(1, round(lease)))
 
 
-@setting
-def dedup_settings() -> Optional[DedupSettings]:
-    """This container's dedup settings, read from ``os.environ`` once (None: dedup off)."""
-    return load_dedup_settings(os.environ)
+def dedup_settings() -> DedupSettings | None:
+    """This container's dedup settings (a section of the settings tree; None: dedup off)."""
+    return settings().section(_dedup_section)
 
 
-@setting
-def _client() -> Any:
-    # A setting too, so chalicelib.core.config.reset() also forgets the client (tests start and
-    # stop moto around it).
-    import boto3  # lazy: only stages with a dedup table pay for it
-    from botocore.config import Config
+def _dedup_section(tree: Settings) -> DedupSettings | None:
+    return load_dedup_settings(tree.env)
 
-    # Short timeouts and few retries, as for SSM: a slow DynamoDB must not eat the Lambda's
-    # time; Lambda's own retry tries the whole invocation again.
-    return boto3.client(
-        "dynamodb",
-        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"}),
-    )
+
+# Short timeouts and few attempts, as for SSM: a slow DynamoDB must not eat the Lambda's time;
+# Lambda's own retry tries the whole invocation again.
+DEDUP_CLIENT = ClientConfig(connect_timeout=2, read_timeout=3, attempts=3)
+
+
+def dynamodb_client() -> Any:
+    """This container's DynamoDB client (``core/clients.py``; tests hook its calls through
+    ``meta.events``, or hand in their own with ``clients.use_client``)."""
+    return client("dynamodb", DEDUP_CLIENT)
 
 
 def enabled() -> bool:
@@ -149,43 +183,45 @@ def enabled() -> bool:
 # - A DynamoDB error (missing table, no permission, throttling, timeout): raise DedupError and
 #   post nothing. Posting without a decision would risk only a duplicate, but raising loses
 #   nothing either: Lambda retries the invocation twice over about three minutes, then the
-#   event goes to the on-failure queue and the Errors alarm fires (deploy/merge-template.json).
+#   event goes to the on-failure queue and the Errors alarm fires (tools/merge_template.py).
 #   And a wrong table name or a missing IAM permission must fail loudly at the first
 #   invocation, like every other setting, instead of silently turning dedup off (or posting
 #   every retry twice). The price: alerts are late while DynamoDB itself fails in the region.
-def claim(event_id: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> bool:
-    """Claim ``event_id`` for this invocation: True when it should post, False when the event
-    was already posted (skip it). Always True when dedup is off.
+def claim(event_id: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS, clock: Clock = SYSTEM_CLOCK) -> Claim:
+    """Claim ``event_id`` for this invocation. The :class:`Claim` says whether to post
+    (``should_post`` False: the event was already posted, skip it); always post when dedup is off.
 
     When another invocation holds a live claim (a duplicate delivered at the same time), wait
-    up to ``wait_seconds`` for it to finish: False once it posted, True if it released its
+    up to ``wait_seconds`` for it to finish: skip once it posted, post if it released its
     claim or its lease ran out. Still held after that: raise :class:`ClaimHeld`, so Lambda
     retries this delivery later. Any DynamoDB error raises :class:`DedupError` naming the
     table. Either way nothing should be posted: let the error propagate.
     """
     settings = dedup_settings()
     if settings is None or not event_id:
-        return True  # off, or nothing to key on (EventBridge always sends an id): post
-    deadline = _clock() + wait_seconds
+        return Claim(event_id)  # off, or nothing to key on (EventBridge always sends an id): post
+    deadline = clock.time() + wait_seconds
     while True:
         token = uuid.uuid4().hex
-        state, held_until = _try_claim(settings, event_id, token)
+        state, held_until = _try_claim(settings, event_id, token, clock)
         if state is None:
-            with _claims_lock:
-                _claims[event_id] = token
-            return True
+            return Claim(event_id, owner=token)
         if state == POSTED:
-            return False
-        if _clock() + POLL_SECONDS > deadline:
-            until = datetime.fromtimestamp(held_until, timezone.utc).strftime("%H:%M:%SZ") if held_until else "?"
-            raise ClaimHeld(
-                f"event {event_id} is being posted by another invocation (its claim in DynamoDB table "
-                f"{settings.table!r} runs until {until}); raising so Lambda retries this delivery later")
-        _sleep(POLL_SECONDS)
+            return Claim(event_id, should_post=False)
+        if clock.time() + POLL_SECONDS > deadline:
+            raise _held(settings, event_id, held_until)
+        clock.sleep(POLL_SECONDS)
 
 
-def mark_posted(event_id: str) -> None:
-    """Record ``event_id`` as posted: later deliveries skip it until its TTL. No-op when off.
+def _held(settings: DedupSettings, event_id: str, held_until: float | None) -> ClaimHeld:
+    until = datetime.fromtimestamp(held_until, UTC).strftime("%H:%M:%SZ") if held_until else "?"
+    return ClaimHeld(f"event {event_id} is being posted by another invocation (its claim in DynamoDB table "
+                     f"{settings.table!r} runs until {until}); raising so Lambda retries this delivery later")
+
+
+def mark_posted(claim: Claim, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Record the claimed event as posted: later deliveries skip it until its TTL. No-op when
+    the claim holds nothing (dedup off, no id).
 
     Written without a condition: whoever posted may say so, even if its lease was taken over
     meanwhile (a late "posted" can only prevent a further duplicate). Raises
@@ -193,42 +229,40 @@ def mark_posted(event_id: str) -> None:
     should log it and not raise (a retry could only post it again).
     """
     settings = dedup_settings()
-    with _claims_lock:
-        _claims.pop(event_id, None)
-    if settings is None or not event_id:
+    if settings is None or not claim.held:
         return
-    now = int(_clock())
+    event_id = claim.event_id
+    now = int(clock.time())
     item = {"event_id": {"S": event_id}, "state": {"S": POSTED}, "posted_at": {"N": str(now)},
             "expires_at": {"N": str(now + settings.ttl_seconds)}}
     _call(settings, "PutItem", "record event " + event_id + " as posted", lambda c: c.put_item(
         TableName=settings.table, Item=item))
 
 
-def release(event_id: str) -> None:
-    """Give up this process's claim on ``event_id`` after a failed post, so Lambda's retry can
-    post. Only our own, still "claimed" item is deleted. No-op when off or nothing is held.
+def release(claim: Claim) -> None:
+    """Give up ``claim`` after a failed post, so Lambda's retry can post. Only our own, still
+    "claimed" item is deleted (its owner is the claim's token). No-op when it holds nothing.
 
     Raises :class:`DedupError` on a DynamoDB error; the claim then ends with its lease, and a
     later retry posts. The caller should log it and raise the delivery's own error.
     """
     settings = dedup_settings()
-    with _claims_lock:
-        token = _claims.pop(event_id, None)
-    if settings is None or token is None:
+    if settings is None or claim.owner is None:
         return
-    try:
-        _call(settings, "DeleteItem", "release the claim on event " + event_id, lambda c: c.delete_item(
-            TableName=settings.table, Key={"event_id": {"S": event_id}},
+    token = claim.owner
+    # A lost condition: the claim is no longer ours (taken over after its lease, or posted): leave it.
+    with contextlib.suppress(_ConditionFailed):
+        _call(settings, "DeleteItem", "release the claim on event " + claim.event_id, lambda c: c.delete_item(
+            TableName=settings.table, Key={"event_id": {"S": claim.event_id}},
             ConditionExpression="#owner = :token AND #state = :claimed",
             ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
             ExpressionAttributeValues={":token": {"S": token}, ":claimed": {"S": CLAIMED}}))
-    except _ConditionFailed:
-        pass  # the claim is no longer ours (taken over after its lease, or posted): leave it
 
 
-def _try_claim(settings: DedupSettings, event_id: str, token: str) -> tuple[Optional[str], Optional[float]]:
+def _try_claim(settings: DedupSettings, event_id: str, token: str,
+               clock: Clock) -> tuple[str | None, float | None]:
     """(None, None) when claimed; else the current item's state and claimed_until."""
-    now = int(_clock())
+    now = int(clock.time())
     item = {"event_id": {"S": event_id}, "state": {"S": CLAIMED}, "owner": {"S": token},
             "claimed_until": {"N": str(now + settings.lease_seconds)},
             "expires_at": {"N": str(now + settings.ttl_seconds)}}
@@ -259,7 +293,7 @@ def _call(settings: DedupSettings, action: str, doing: str, request: Callable[[A
     """Run one DynamoDB request; raise _ConditionFailed or a DedupError naming the table and the fix."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = _client()
+    client = dynamodb_client()
     table = f"DynamoDB table {settings.table!r} ({TABLE})"
     try:
         return request(client)

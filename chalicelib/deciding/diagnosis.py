@@ -22,13 +22,13 @@ escapes them. A hint never recommends a setting the job already has (see :func:`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
 
 from chalicelib.reading.event import AttemptView, JobStateChange, RetryRule
 
 Matcher = Callable[[JobStateChange], bool]
-Hint = Union[str, Callable[[JobStateChange], str]]
+Hint = str | Callable[[JobStateChange], str]
 
 # A reason quoted inside a hint is cut to this: the full text is in the message's reason section.
 QUOTED_REASON_LIMIT = 300
@@ -59,7 +59,7 @@ class Finding:
 
 
 # -- what the event says ---------------------------------------------------------------------
-def _last_attempt(job: JobStateChange) -> Optional[AttemptView]:
+def _last_attempt(job: JobStateChange) -> AttemptView | None:
     attempts = job.attempts
     return attempts[-1] if attempts else None
 
@@ -99,7 +99,7 @@ def _one_line(text: str) -> str:
 
 
 # -- the job's own retry strategy --------------------------------------------------------------
-def _glob_matches(pattern: Optional[str], value: Optional[str]) -> bool:
+def _glob_matches(pattern: str | None, value: str | None) -> bool:
     """Batch's evaluateOnExit globs: exact text, or a prefix when the pattern ends with ``*``."""
     if pattern is None:
         return True  # the rule does not look at this field
@@ -364,7 +364,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
 )
 
 
-def diagnose(job: JobStateChange, diagnoses: Optional[Sequence[Diagnosis]] = None) -> Optional[Finding]:
+def diagnose(job: JobStateChange, diagnoses: Sequence[Diagnosis] | None = None) -> Finding | None:
     """The first entry of ``diagnoses`` (default :data:`DIAGNOSES`) matching a FAILED job, or ``None``.
 
     Only FAILED jobs are diagnosed. A matcher that raises counts as no match: a fork's
@@ -376,6 +376,6 @@ def diagnose(job: JobStateChange, diagnoses: Optional[Sequence[Diagnosis]] = Non
         try:
             if entry.matches(job):
                 return Finding(entry.name, entry.title, entry.hint_for(job))
-        except Exception:  # noqa: BLE001 - see the docstring
+        except Exception:
             continue
     return None

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from chalicelib.core.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, setting
+from chalicelib.core.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, Settings, settings
+from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JobStateChange
 
 # Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events, STUCK for the
 # stuck-job sweep's reports (chalicelib/scheduled/stuck.py).
@@ -56,11 +57,11 @@ class Route:
     queues: tuple[str, ...] = ()
     jobs: tuple[str, ...] = ()
     match_statuses: tuple[str, ...] = ()
-    channel: Optional[str] = None
+    channel: str | None = None
     mentions: tuple[str, ...] = ()
-    statuses: Optional[tuple[str, ...]] = None  # None: every status
+    statuses: tuple[str, ...] | None = None  # None: every status
     drop: bool = False
-    stuck_after_minutes: Optional[int] = None  # None: STUCK_AFTER_MINUTES
+    stuck_after_minutes: int | None = None  # None: STUCK_AFTER_MINUTES
     digest: bool | str = False  # True: a daily digest too; "only": the digest and nothing else
 
     @property
@@ -75,13 +76,13 @@ class Route:
         """Whether jobs of ``queue`` may match, judging by the queue patterns alone."""
         return _any_glob(self.queues, queue)
 
-    def matches(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> bool:
+    def matches(self, queue: str | None, job: str | None, status: str | None) -> bool:
         """True when every part of ``match`` given in the file accepts the job."""
         return (_any_glob(self.queues, queue) and _any_glob(self.jobs, job)
                 and (not self.match_statuses or status in self.match_statuses))
 
 
-def _any_glob(patterns: tuple[str, ...], value: Optional[str]) -> bool:
+def _any_glob(patterns: tuple[str, ...], value: str | None) -> bool:
     if not patterns:
         return True
     # fnmatchcase: queue and job names are case-sensitive in AWS Batch.
@@ -92,14 +93,19 @@ def _any_glob(patterns: tuple[str, ...], value: Optional[str]) -> bool:
 class Decision:
     """What to do with one event: post (where, mentioning whom) or skip (and why)."""
 
-    route: Optional[str]
+    route: str | None
     post: bool
     reason: str
-    channel: Optional[str] = None
+    channel: str | None = None
     mentions: tuple[str, ...] = ()
 
 
 SINGLE_CHANNEL = Decision(route=None, post=True, reason="no routing file")
+
+
+def routing_status(job: JobStateChange) -> str | None:
+    """The status routes match on: ``BLOCKED`` for a "Batch Job Queue Blocked" event, else the job's."""
+    return "BLOCKED" if job.detail_type == JOB_QUEUE_BLOCKED else job.status
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,11 @@ class RouteTable:
     source: str
     routes: tuple[Route, ...]
 
-    def route_for(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> Optional[Route]:
+    def route_for(self, queue: str | None, job: str | None, status: str | None) -> Route | None:
         """The first route that matches; the default route (last) always does."""
         return next((route for route in self.routes if route.matches(queue, job, status)), None)
 
-    def decide(self, queue: Optional[str], job: Optional[str], status: Optional[str]) -> Decision:
+    def decide(self, queue: str | None, job: str | None, status: str | None) -> Decision:
         """First matching route wins; the default route (last) always matches."""
         route = self.route_for(queue, job, status)
         if route is None:
@@ -230,6 +236,27 @@ def parse_route_table(data: Any, source: str = "routes") -> RouteTable:
 
 
 def _parse_route(raw: Any, index: int, source: str) -> Route:
+    name, where = _route_name(raw, index, source)
+    _fields(raw, where, "", _ROUTE_KEYS)
+    queues, jobs, match_statuses = _parse_match(_fields(raw.get("match", {}), where, "'match' ", _MATCH_KEYS), where)
+    drop = raw.get("drop", False)
+    if not isinstance(drop, bool):
+        raise RoutesError(f"{where}: 'drop' must be true or false")
+    channel = _channel(raw.get("channel"), where)
+    mentions = _mentions(raw.get("mention"), where)
+    statuses = _statuses(raw.get("statuses"), f"{where}: 'statuses'") if "statuses" in raw else None
+    stuck_after = _stuck_after(raw.get("stuck_after_minutes"), where)
+    digest = raw.get("digest", False)
+    if not (isinstance(digest, bool) or digest == DIGEST_ONLY):
+        raise RoutesError(f"{where}: 'digest' must be true, false or \"only\"")
+    route = Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
+                  mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest)
+    _check_combination(route, where)
+    return route
+
+
+def _route_name(raw: Any, index: int, source: str) -> tuple[str, str]:
+    """The route's name and the prefix its errors start with."""
     where = f"{source}: route #{index + 1}"
     if not isinstance(raw, dict):
         raise RoutesError(f"{where}: expected an object")
@@ -237,44 +264,51 @@ def _parse_route(raw: Any, index: int, source: str) -> Route:
     if not isinstance(name, str) or not name.strip():
         raise RoutesError(f"{where}: 'name' must be a non-empty string")
     _printable(name, f"{where}: 'name'")
-    where = f"{source}: route {name!r}"
-    _fields(raw, where, "", _ROUTE_KEYS)
-    match = _fields(raw.get("match", {}), where, "'match' ", _MATCH_KEYS)
+    return name, f"{source}: route {name!r}"
+
+
+def _parse_match(match: dict[str, Any], where: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     queues = _strings(match.get("queue"), f"{where}: 'match.queue'")
     jobs = _strings(match.get("job"), f"{where}: 'match.job'")
     for pattern in (*queues, *jobs):
         if pattern.startswith("arn:"):
             raise RoutesError(f"{where}: {pattern!r} is an ARN; match on names (e.g. 'etl-*')")
         _printable(pattern, f"{where}: pattern")
-    match_statuses = _statuses(match.get("status"), f"{where}: 'match.status'")
-    drop = raw.get("drop", False)
-    if not isinstance(drop, bool):
-        raise RoutesError(f"{where}: 'drop' must be true or false")
-    channel = raw.get("channel")
+    return queues, jobs, _statuses(match.get("status"), f"{where}: 'match.status'")
+
+
+def _channel(channel: Any, where: str) -> str | None:
     if channel is not None and (not isinstance(channel, str) or not _CHANNEL.fullmatch(channel)):
         raise RoutesError(f"{where}: 'channel' must be a channel ID like 'C0123456789' (or '#name')")
-    mentions = _strings(raw.get("mention"), f"{where}: 'mention'")
+    return channel
+
+
+def _mentions(value: Any, where: str) -> tuple[str, ...]:
+    mentions = _strings(value, f"{where}: 'mention'")
     for mention in mentions:
         if not _MENTION.fullmatch(mention):
             raise RoutesError(f"{where}: 'mention' {mention!r} is not a Slack user ID (U...), "
                               "user group ID (S...), 'here' or 'channel'")
-    statuses = _statuses(raw.get("statuses"), f"{where}: 'statuses'") if "statuses" in raw else None
-    stuck_after = raw.get("stuck_after_minutes")
-    if stuck_after is not None and (not isinstance(stuck_after, int) or isinstance(stuck_after, bool)
-                                    or not 1 <= stuck_after <= MAX_STUCK_AFTER_MINUTES):
+    return mentions
+
+
+def _stuck_after(value: Any, where: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or not 1 <= value <= MAX_STUCK_AFTER_MINUTES):
         raise RoutesError(f"{where}: 'stuck_after_minutes' must be a whole number of minutes from 1 to "
                           f"{MAX_STUCK_AFTER_MINUTES} (a week)")
-    digest = raw.get("digest", False)
-    if not (isinstance(digest, bool) or digest == DIGEST_ONLY):
-        raise RoutesError(f"{where}: 'digest' must be true, false or \"only\"")
-    if drop and (channel or mentions or statuses is not None or digest or stuck_after is not None):
+    return value
+
+
+def _check_combination(route: Route, where: str) -> None:
+    """Fields that contradict each other: a drop route that also posts, a digest-only route with statuses."""
+    if route.drop and (route.channel or route.mentions or route.statuses is not None or route.digest
+                       or route.stuck_after_minutes is not None):
         raise RoutesError(f"{where}: a 'drop' route posts nothing: remove 'channel', 'mention', 'statuses', "
                           "'digest' and 'stuck_after_minutes'")
-    if digest == DIGEST_ONLY and statuses is not None:
+    if route.digest == DIGEST_ONLY and route.statuses is not None:
         raise RoutesError(f"{where}: a digest-only route posts no per-job messages: remove 'statuses', "
                           "or use \"digest\": true with the statuses still wanted (e.g. [\"STUCK\"])")
-    return Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
-                 mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -309,11 +343,27 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ROUTES = "chalicelib/routes.json"
 
 
-@setting
-def route_table() -> Optional[RouteTable]:
+def route_table() -> RouteTable | None:
+    """The routing table of this container (a section of the settings tree, see
+    :func:`configured_route_table`); ``None`` when the default file does not exist."""
+    return settings().section(configured_route_table)
+
+
+def configured_route_table(s: Settings) -> RouteTable | None:
     """The routing table named by ``NOTIFY_ROUTES`` (default ``chalicelib/routes.json``),
-    validated once per container; ``None`` when the default file does not exist."""
-    configured = os.environ.get(ROUTES, "").strip()
+    validated; ``None`` when the default file does not exist. Raise :class:`ConfigError` when
+    the table names channels and Slack is a webhook: the one place that rule is stated."""
+    table = _load_configured(s.env)
+    if table is not None and table.sets_channels and s.slack.mode == "webhook":
+        # Every path that posts (notify, the sweep, the digest) reads the table first, so none
+        # can send a route's channel to a webhook (which would post to its own channel instead).
+        raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
+                          "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
+    return table
+
+
+def _load_configured(env: Mapping[str, str]) -> RouteTable | None:
+    configured = env.get(ROUTES, "").strip()
     path = Path(configured or DEFAULT_ROUTES)
     if not path.is_absolute():
         path = PROJECT_ROOT / path

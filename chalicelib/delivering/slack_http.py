@@ -17,6 +17,7 @@ time holds it for ever) and reads a whole answer into memory. This transport:
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import io
 import re
@@ -26,7 +27,6 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Optional
 from urllib.error import HTTPError, URLError
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -50,14 +50,14 @@ class UnacceptableAnswer(Exception):
 class RedirectRefused(UnacceptableAnswer):
     """A 3xx answer. The request is never repeated elsewhere: its secret stays with its host."""
 
-    def __init__(self, status: int, location: Optional[str]) -> None:
+    def __init__(self, status: int, location: str | None) -> None:
         self.status = status
         self.target_host = safe_host(location)
         super().__init__(f"the server answered {status}, a redirect{_where(location, self.target_host)}: refused "
                          "(requests to Slack never follow redirects)")
 
 
-def _where(location: Optional[str], host: Optional[str]) -> str:
+def _where(location: str | None, host: str | None) -> str:
     if host is not None:
         return f" to host {host}"
     try:
@@ -70,13 +70,13 @@ def _where(location: Optional[str], host: Optional[str]) -> str:
 class AnswerTooLarge(UnacceptableAnswer):
     """An answer longer than :data:`MAX_ANSWER_BYTES` (read up to the limit, then dropped)."""
 
-    def __init__(self, status: int, declared: Optional[int], limit: int) -> None:
+    def __init__(self, status: int, declared: int | None, limit: int) -> None:
         size = f"of {declared} bytes" if declared is not None else f"of more than {limit} bytes"
         super().__init__(f"the server answered {status} with a body {size}, and this app reads at most {limit}: "
                          "not Slack's answer")
 
 
-def safe_host(location: Optional[str]) -> Optional[str]:
+def safe_host(location: str | None) -> str | None:
     """The host of a redirect target, if it looks like one; never its path, query or user info."""
     if not location:
         return None
@@ -89,7 +89,7 @@ def safe_host(location: Optional[str]) -> Optional[str]:
     return host if _HOST_NAME.fullmatch(host) else None
 
 
-def describe(status: int, content_type: Optional[str], length: Optional[int]) -> str:
+def describe(status: int, content_type: str | None, length: int | None) -> str:
     """A few safe words about an answer: status, content type, length. Never the body itself,
     which a proxy or portal may fill with the request's URL or headers."""
     if content_type is None:
@@ -169,16 +169,14 @@ class _Watchdog:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed: nothing left to interrupt
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed: nothing left to interrupt
 
 
-_default_context: Optional[ssl.SSLContext] = None
+_default_context: ssl.SSLContext | None = None
 
 
-def _tls_context(context: Optional[ssl.SSLContext]) -> ssl.SSLContext:
+def _tls_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
     # Loading the CA bundle costs milliseconds: once per container, not per request.
     global _default_context
     if context is not None:
@@ -205,8 +203,8 @@ class BoundedTransport:
         """Seconds left of the delivery budget (negative once spent)."""
         return self.deadline - time.monotonic()
 
-    def perform(self, request: urllib.request.Request, *, context: Optional[ssl.SSLContext] = None,
-                proxy: Optional[str] = None) -> Answer:
+    def perform(self, request: urllib.request.Request, *, context: ssl.SSLContext | None = None,
+                proxy: str | None = None) -> Answer:
         """Send ``request`` once and return its 2xx answer; raise ``HTTPError`` for a non-2xx one,
         :class:`UnacceptableAnswer` for a redirect or an oversized answer, ``URLError`` when the
         connection or the sending fails, and ``TimeoutError`` when the deadline passes."""
@@ -230,13 +228,13 @@ class BoundedTransport:
             watchdog.stop()
 
     def _exchange(self, request: urllib.request.Request, url: SplitResult, watchdog: _Watchdog,
-                  context: Optional[ssl.SSLContext], proxy: Optional[str]) -> Answer:
+                  context: ssl.SSLContext | None, proxy: str | None) -> Answer:
         host, https = url.hostname or "", url.scheme == "https"
         port = url.port or (443 if https else 80)
         via = _proxy(proxy, host)
         target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        sock: Optional[socket.socket] = None
-        conn: Optional[http.client.HTTPConnection] = None
+        sock: socket.socket | None = None
+        conn: http.client.HTTPConnection | None = None
         try:
             try:
                 sock = _connect(via[0] if via else (host, port), watchdog)
@@ -326,7 +324,7 @@ def _connect(address: tuple[str, int], watchdog: _Watchdog) -> socket.socket:
     raise error
 
 
-def _proxy(proxy: Optional[str], host: str) -> Optional[tuple[tuple[str, int], Optional[str]]]:
+def _proxy(proxy: str | None, host: str) -> tuple[tuple[str, int], str | None] | None:
     """(proxy address, Proxy-Authorization value) for the proxy slack-sdk found, unless the
     target host is in ``no_proxy``, as urllib's ProxyHandler does."""
     if not proxy or not proxy.strip() or urllib.request.proxy_bypass(host):
@@ -341,7 +339,7 @@ def _proxy(proxy: Optional[str], host: str) -> Optional[tuple[tuple[str, int], O
     return (parts.hostname, parts.port or 80), auth
 
 
-def _tunnel(sock: socket.socket, host: str, port: int, auth: Optional[str], watchdog: _Watchdog) -> None:
+def _tunnel(sock: socket.socket, host: str, port: int, auth: str | None, watchdog: _Watchdog) -> None:
     """Open an HTTPS tunnel through a proxy (CONNECT): the proxy never sees the request."""
     lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
     if auth:

@@ -2,8 +2,8 @@
 
 Two calls only, matching the stage's IAM policy: ``batch:DescribeJobQueues`` (which queues
 exist) and ``batch:ListJobs`` (the jobs of one queue, by status or created after a time).
-boto3 is imported lazily, in :func:`batch_client`, like in ``chalicelib/core/secrets.py``: importing
-the app must not need it.
+The client comes from ``chalicelib/core/clients.py``, made at first use: importing the app
+must not need boto3.
 
 A :class:`JobSummary` is a typed, read-only view of one entry of ``ListJobs``; like
 ``chalicelib.reading.event``, it never raises on a missing or malformed field.
@@ -11,11 +11,14 @@ A :class:`JobSummary` is a typed, read-only view of one entry of ``ListJobs``; l
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Optional
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from chalicelib.core import config
+from chalicelib.core.aws_errors import describe_aws_error as describe_error
+from chalicelib.core.clients import ClientConfig, client
 from chalicelib.reading.event import as_int, as_text, as_utc_datetime, raw_event
 
 # A queue of 100,000 jobs a day would take 1,000 ListJobs pages: more than a Lambda
@@ -25,30 +28,20 @@ FINAL_STATUSES = ("SUCCEEDED", "FAILED")
 # SageMaker Training queues hold service jobs, listed by ListServiceJobs, not ListJobs.
 _NOT_LISTABLE_QUEUE_TYPES = ("SAGEMAKER_TRAINING",)
 
-_client: Any = None
-_client_lock = threading.Lock()
+# ListJobs is throttled per account: a few standard retries with backoff (6 attempts in all),
+# and short socket timeouts so one slow call cannot eat the invocation.
+BATCH_CLIENT = ClientConfig(connect_timeout=3, read_timeout=10, attempts=6)
 
 
 def batch_client() -> Any:
     """The Batch client of this container (created at first use, in the Lambda's region)."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            import boto3  # lazy: only the scheduled handlers talk to AWS Batch
-            from botocore.config import Config
-
-            # ListJobs is throttled per account: a few standard retries with backoff, and
-            # short socket timeouts so one slow call cannot eat the invocation.
-            _client = boto3.client("batch", config=Config(
-                connect_timeout=3, read_timeout=10, retries={"max_attempts": 5, "mode": "standard"}))
-        return _client
+    return client("batch", BATCH_CLIENT)
 
 
 def reset() -> None:
-    """Forget the client (tests install a stubbed one)."""
-    global _client
-    with _client_lock:
-        _client = None
+    """Forget the client, with the rest of the settings tree (a later change can call
+    ``chalicelib.core.config.reset()`` instead)."""
+    config.reset()
 
 
 def to_epoch_ms(moment: datetime) -> int:
@@ -66,21 +59,21 @@ class JobSummary:
     """One job as ``ListJobs`` describes it, in the queue it was listed from."""
 
     queue: str
-    job_id: Optional[str]
-    name: Optional[str]
-    status: Optional[str]
-    status_reason: Optional[str] = None
-    created_at: Optional[datetime] = None
-    started_at: Optional[datetime] = None
-    stopped_at: Optional[datetime] = None
-    exit_code: Optional[int] = None
-    container_reason: Optional[str] = None
-    array_size: Optional[int] = None
-    array_index: Optional[int] = None
-    node_index: Optional[int] = None
+    job_id: str | None
+    name: str | None
+    status: str | None
+    status_reason: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    exit_code: int | None = None
+    container_reason: str | None = None
+    array_size: int | None = None
+    array_index: int | None = None
+    node_index: int | None = None
 
     @classmethod
-    def from_api(cls, raw: Mapping[str, Any], queue: str) -> "JobSummary":
+    def from_api(cls, raw: Mapping[str, Any], queue: str) -> JobSummary:
         """Wrap one ``jobSummaryList`` entry; missing or malformed fields become ``None``."""
         def part(key: str) -> Mapping[str, Any]:
             value = raw.get(key)
@@ -111,13 +104,13 @@ class JobSummary:
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def age(self, now: datetime) -> Optional[timedelta]:
+    def age(self, now: datetime) -> timedelta | None:
         """Time since the job was submitted (``None`` when Batch did not say, or in the future)."""
         if self.created_at is None or self.created_at > now:
             return None
         return now - self.created_at
 
-    def run_time(self, now: datetime) -> Optional[timedelta]:
+    def run_time(self, now: datetime) -> timedelta | None:
         """How long it ran: stopped - started, or now - started while it still runs."""
         if self.started_at is None:
             return None
@@ -146,7 +139,7 @@ def list_queue_names(client: Any) -> list[str]:
 
 
 def list_jobs(client: Any, queue: str, *, statuses: Iterable[str] = (),
-              created_after: Optional[datetime] = None, limit: int = MAX_JOBS_PER_LISTING) -> JobListing:
+              created_after: datetime | None = None, limit: int = MAX_JOBS_PER_LISTING) -> JobListing:
     """The jobs of ``queue`` (a name or ARN) in ``statuses``, or created after ``created_after``.
 
     With ``created_after``, ``ListJobs`` uses the ``AFTER_CREATED_AT`` filter and returns jobs
@@ -172,10 +165,10 @@ def list_jobs(client: Any, queue: str, *, statuses: Iterable[str] = (),
 
 def utcnow() -> datetime:
     """Now, in UTC (the sweep and the digest take it as a parameter, so tests can set it)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def scheduled_time(event: Any, fallback: Optional[datetime] = None) -> Optional[datetime]:
+def scheduled_time(event: Any, fallback: datetime | None = None) -> datetime | None:
     """The ``time`` of a scheduled EventBridge event (when the schedule fired), in UTC.
 
     ``fallback`` when the event has no readable time (a hand-made invocation).
@@ -188,16 +181,9 @@ def scheduled_time(event: Any, fallback: Optional[datetime] = None) -> Optional[
         moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         return fallback
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def describe_aws_error(error: BaseException, action: str) -> str:
-    """One line for a failed Batch call, saying what to fix when it is the IAM policy."""
-    response = getattr(error, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, Mapping) else None
-    if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
-        return f"{code}: the stage's IAM policy (.chalice/policy-<stage>.json) must allow {action}"
-    if code:
-        message = response.get("Error", {}).get("Message")
-        return f"{action} failed: {code}" + (f": {message}" if message else "")
-    return f"{action} failed: {type(error).__name__}: {error}"
+    """One line for a failed Batch call (``action``: ``batch:ListJobs``...), saying what to fix."""
+    return describe_error(error, service="AWS Batch", action=action, doing=f"call {action}")

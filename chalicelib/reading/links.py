@@ -1,20 +1,22 @@
 """AWS console links for a job: its CloudWatch Logs stream and its AWS Batch detail page.
 
 Links always use the event's own region and partition, never the Lambda's: events may be
-forwarded from other regions and accounts.
+forwarded from other regions and accounts. :func:`job_links` gives all of a job's links at
+once, for one message.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import quote
 
-from chalicelib.reading.event import ContainerView, JobStateChange
+# LogLocation and the defaults are the event's reading of where a job logs; here as before.
+from chalicelib.reading.event import AWSLOGS_DRIVER, DEFAULT_LOG_GROUP, ContainerView, JobStateChange, LogLocation
 
-DEFAULT_LOG_GROUP = "/aws/batch/job"
-AWSLOGS_DRIVER = "awslogs"
+__all__ = ["AWSLOGS_DRIVER", "DEFAULT_LOG_GROUP", "JobLinks", "LogLink", "LogLocation", "batch_job_url",
+           "cloudwatch_logs_url", "console_domain", "job_links", "job_log_links", "job_log_url", "log_location",
+           "missing_log_link_reason"]
 
 # A region is part of the link's host name: accept only what a real region looks like, so
 # a forged event cannot point a button at another host. Always fullmatch: with match and
@@ -22,15 +24,6 @@ AWSLOGS_DRIVER = "awslogs"
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 # Slack's limit for a button's text; a container name can be 255 characters.
 BUTTON_TEXT_LIMIT = 75
-
-
-@dataclass(frozen=True)
-class LogLocation:
-    """Where a job's container log lives in CloudWatch Logs."""
-
-    region: str
-    group: str
-    stream: str
 
 
 def console_domain(region: str) -> str:
@@ -42,7 +35,7 @@ def console_domain(region: str) -> str:
     return "aws.amazon.com"
 
 
-def _console_home(region: Optional[str], service: str) -> Optional[str]:
+def _console_home(region: str | None, service: str) -> str | None:
     if region is None or not _REGION.fullmatch(region):
         return None
     return f"https://{region}.console.{console_domain(region)}/{service}/home?region={region}"
@@ -57,30 +50,18 @@ def _console_fragment(value: str) -> str:
     return quote(quote(value, safe=""), safe="").replace("%", "$")
 
 
-def log_location(job: JobStateChange, container: Optional[ContainerView] = None) -> Optional[LogLocation]:
+def log_location(job: JobStateChange, container: ContainerView | None = None) -> LogLocation | None:
     """The CloudWatch Logs stream of the job, or ``None`` when there is none to link to.
 
     ``container`` picks one container of a multi-container job; by default it is the job's
-    essential container (or the first that failed), the one that decides its exit code. Its
-    own log configuration (``awslogs-group``, ``awslogs-region``, driver) says where it logs.
-    ``None`` for jobs that never started a container, EKS jobs and array parents (no stream),
-    and for jobs whose log driver is not ``awslogs`` (splunk, fluentd...): never invent a link.
+    essential container (or the first that failed), the one that decides its exit code, and
+    the answer is the one the event view keeps (``job.log_location``). See
+    :meth:`JobStateChange.log_location_of` for which jobs have none.
     """
-    source = job.log_container(container)
-    if source is None:
-        return None
-    stream = source.log_stream_name
-    driver = source.log_driver
-    if stream is None or (driver is not None and driver != AWSLOGS_DRIVER):
-        return None
-    options = source.log_options
-    region = options.get("awslogs-region") or job.region
-    if region is None:
-        return None
-    return LogLocation(region=region, group=options.get("awslogs-group") or DEFAULT_LOG_GROUP, stream=stream)
+    return job.log_location if container is None else job.log_location_of(container)
 
 
-def cloudwatch_logs_url(location: LogLocation) -> Optional[str]:
+def cloudwatch_logs_url(location: LogLocation) -> str | None:
     """Console URL that opens the log stream, or ``None`` if the region is not a real one."""
     home = _console_home(location.region, "cloudwatch")
     if home is None:
@@ -91,7 +72,7 @@ def cloudwatch_logs_url(location: LogLocation) -> Optional[str]:
     )
 
 
-def batch_job_url(region: Optional[str], job_id: Optional[str]) -> Optional[str]:
+def batch_job_url(region: str | None, job_id: str | None) -> str | None:
     """Console URL of the job's detail page in AWS Batch."""
     home = _console_home(region, "batch")
     if home is None or job_id is None:
@@ -101,7 +82,7 @@ def batch_job_url(region: Optional[str], job_id: Optional[str]) -> Optional[str]
     return f"{home}#jobs/detail/{quote(job_id, safe=':')}"
 
 
-def job_log_url(job: JobStateChange) -> Optional[str]:
+def job_log_url(job: JobStateChange) -> str | None:
     """Shortcut: the CloudWatch Logs console URL of the job's stream, if it has one."""
     location = log_location(job)
     return cloudwatch_logs_url(location) if location is not None else None
@@ -124,21 +105,42 @@ def job_log_links(job: JobStateChange) -> tuple[LogLink, ...]:
         return (LogLink("View logs", url),) if url else ()
     links = []
     for number, container in enumerate(job.containers, 1):
-        location = log_location(job, container)
+        # The essential container's location is the one the view keeps: not worked out twice.
+        location = log_location(job, None if container is job.container else container)
         url = cloudwatch_logs_url(location) if location is not None else None
         if url:
             links.append(LogLink(_button_label(f"Logs: {container.name or f'container {number}'}"), url))
     return tuple(links)
 
 
+@dataclass(frozen=True)
+class JobLinks:
+    """All of a job's console links, worked out once for one message."""
+
+    logs: tuple[LogLink, ...]
+    batch: str | None
+    # Why there is no log link, for a person (None when there is one).
+    missing_logs: str | None
+
+
+def job_links(job: JobStateChange) -> JobLinks:
+    """The job's log links, its AWS Batch page, and why it has no log link if it has none."""
+    logs = job_log_links(job)
+    return JobLinks(logs=logs, batch=batch_job_url(job.region, job.job_id),
+                    missing_logs=None if logs else _missing_log_link_reason(job))
+
+
 def _button_label(text: str) -> str:
     return text if len(text) <= BUTTON_TEXT_LIMIT else text[:BUTTON_TEXT_LIMIT - 1] + "…"
 
 
-def missing_log_link_reason(job: JobStateChange) -> Optional[str]:
+def missing_log_link_reason(job: JobStateChange) -> str | None:
     """Say, for a person, why the job has no CloudWatch Logs link (``None`` when it has one)."""
-    if job_log_url(job) is not None or job_log_links(job):
-        return None
+    return job_links(job).missing_logs
+
+
+def _missing_log_link_reason(job: JobStateChange) -> str:
+    """Why a job without a log link has none (the caller knows it has none)."""
     container = job.log_container() or job.container
     driver = container.log_driver if container is not None else None
     if driver is not None and driver != AWSLOGS_DRIVER:

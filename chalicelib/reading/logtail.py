@@ -5,7 +5,8 @@ The tail is a nice-to-have in front of the notification, never in its way: every
 :class:`LogTail` with no lines and a one-line note saying why. :func:`fetch_log_tail` never
 raises and never takes much longer than the configured timeout.
 
-boto3 is imported lazily, inside the worker, like in ``chalicelib/core/secrets.py``.
+The client comes from ``chalicelib/core/clients.py`` (one per region, from the container's one
+boto3 session), made inside the worker, so the deadline covers importing boto3 too.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
+from chalicelib.core import config
+from chalicelib.core.aws_errors import classify_aws_error, describe_aws_error
+from chalicelib.core.clients import ClientConfig, client
 from chalicelib.core.config import LogTailSettings
 from chalicelib.reading.event import JobStateChange
 from chalicelib.reading.links import LogLocation, cloudwatch_logs_url, log_location
@@ -27,9 +31,6 @@ UNAVAILABLE = "log tail unavailable"
 # Characters of each log event that are masked and handed on; the message shows fewer.
 MAX_LINE_SCAN = 1000
 
-_clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
-_session: Any = None  # one boto3 session for every region's client
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class LogTail:
     """
 
     lines: tuple[str, ...] = ()
-    note: Optional[str] = None
-    location: Optional[LogLocation] = None
+    note: str | None = None
+    location: LogLocation | None = None
 
 
 def fetch_log_tail(job: JobStateChange, settings: LogTailSettings) -> LogTail:
@@ -94,7 +95,7 @@ def _log_unavailable(job: JobStateChange, location: LogLocation, note: str) -> N
 def _fetch_into(outcome: dict[str, Any], location: LogLocation, settings: LogTailSettings) -> None:
     """Worker body: put ``lines`` or ``error`` into ``outcome``; never let an exception escape."""
     try:
-        response = _client(location.region, settings.timeout).get_log_events(
+        response = logs_client(location.region, settings.timeout).get_log_events(
             logGroupName=location.group,
             logStreamName=location.stream,
             startFromHead=False,  # the newest events...
@@ -106,61 +107,30 @@ def _fetch_into(outcome: dict[str, Any], location: LogLocation, settings: LogTai
         # Cut before masking: a log event can be 256 KB, and only the first few hundred
         # characters of a line are ever shown (a secret past the cut is never shown either).
         outcome["lines"] = redact_lines(m[:MAX_LINE_SCAN].rstrip("\r\n") for m in messages if isinstance(m, str))
-    except BaseException as error:  # noqa: BLE001 - reported as a note, never raised
+    except BaseException as error:
         outcome["error"] = error
 
 
-def _client(region: str, timeout: float) -> Any:
-    """A CloudWatch Logs client for ``region``, made once per container and region."""
-    key = f"{region}/{timeout}"
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            import boto3  # lazy: only FAILED messages with a log stream need it
-            from botocore.config import Config
+def logs_client(region: str, timeout: float) -> Any:
+    """The CloudWatch Logs client for ``region``, made once per container, region and timeout.
 
-            # One attempt and short timeouts: the join deadline is the real bound, these make
-            # sure an abandoned thread does not linger. (botocore's "max_attempts" counts the
-            # retries only; "total_max_attempts" counts the first try.) One session of our own
-            # for all regions: a session costs ~10 MB, and creating clients from it is safe
-            # because it only happens under this lock.
-            global _session
-            if _session is None:
-                _session = boto3.session.Session()
-            client = _session.client("logs", region_name=region, config=Config(
-                connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1, "mode": "standard"},
-            ))
-            _clients[key] = client
-    return client
+    One attempt and short timeouts: the join deadline is the real bound, these make sure an
+    abandoned thread does not linger.
+    """
+    return client("logs", ClientConfig(connect_timeout=timeout, read_timeout=timeout, attempts=1), region=region)
 
 
 def _describe_error(error: BaseException) -> str:
     """A short reason a person can act on, without the AWS request id or the stream name."""
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-    except ImportError:  # no botocore: the worker failed importing it, and says so here
-        return f"unexpected error ({type(error).__name__})"
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        code, message = details.get("Code", "Unknown"), str(details.get("Message", ""))
-        if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
-            return "access denied (logs:GetLogEvents)"
-        if code == "ResourceNotFoundException":
-            # AWS says which one is missing; trust only the stream case (moto says "group" for both).
-            return "log stream not found" if "stream" in message.lower() else "log group or stream not found"
-        if code in ("ThrottlingException", "TooManyRequestsException"):
-            return "throttled by CloudWatch Logs"
-        return f"CloudWatch Logs answered {code}"
-    if isinstance(error, NoCredentialsError):
-        return "no AWS credentials"
-    if isinstance(error, BotoCoreError):
-        return f"could not reach CloudWatch Logs ({type(error).__name__})"
-    return f"unexpected error ({type(error).__name__})"
+    failure = classify_aws_error(error)
+    if failure.family == "not found":
+        # AWS says which one is missing; trust only the stream case (moto says "group" for both).
+        return "log stream not found" if "stream" in failure.message.lower() else "log group or stream not found"
+    # No fix appended: the note sits in the message's context line (the README names the policy).
+    return describe_aws_error(error, service="CloudWatch Logs", action="logs:GetLogEvents", fixes={})
 
 
 def reset() -> None:
-    """Forget the clients (tests switch moto on and off, and regions)."""
-    global _session
-    with _clients_lock:
-        _clients.clear()
-        _session = None
+    """Forget the clients, with the rest of the settings tree (kept for bench/log_tail.py and the
+    tests; a later change can call ``chalicelib.core.config.reset()`` instead)."""
+    config.reset()

@@ -19,8 +19,8 @@ Every pattern is written to run in linear time or close to it on any 1,000-chara
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
 
 MASK = "[masked]"
 
@@ -94,7 +94,7 @@ class Rule:
     name: str
     pattern: re.Pattern[str]
     replacement: str
-    until: Optional[re.Pattern[str]] = None
+    until: re.Pattern[str] | None = None
 
 
 def _rule(name: str, pattern: str, replacement: str, flags: int = 0) -> Rule:
@@ -202,7 +202,7 @@ def redact_lines(lines: Iterable[str], rules: Sequence[Rule] = RULES) -> tuple[s
     line_rules = tuple(rule for rule in rules if rule.until is None)
     block_rules = tuple(rule for rule in rules if rule.until is not None)
     masked: list[str] = []
-    open_block: Optional[Rule] = None
+    open_block: Rule | None = None
     for line in lines:
         text, open_block = _redact_line(line, line_rules, block_rules, open_block)
         masked.append(text)
@@ -210,7 +210,7 @@ def redact_lines(lines: Iterable[str], rules: Sequence[Rule] = RULES) -> tuple[s
 
 
 def _redact_line(line: str, line_rules: Sequence[Rule], block_rules: Sequence[Rule],
-                 open_block: Optional[Rule]) -> tuple[str, Optional[Rule]]:
+                 open_block: Rule | None) -> tuple[str, Rule | None]:
     """``line`` masked, and the block still open at its end (``None`` if none is)."""
     out: list[str] = []
     pos = 0
@@ -236,9 +236,9 @@ def _redact_line(line: str, line_rules: Sequence[Rule], block_rules: Sequence[Ru
         pos, open_block = match.end(), rule
 
 
-def _first_block(block_rules: Sequence[Rule], line: str, pos: int) -> Optional[tuple[Rule, re.Match[str]]]:
+def _first_block(block_rules: Sequence[Rule], line: str, pos: int) -> tuple[Rule, re.Match[str]] | None:
     """The block rule whose opening marker comes first in ``line[pos:]``, with its match."""
-    first: Optional[tuple[Rule, re.Match[str]]] = None
+    first: tuple[Rule, re.Match[str]] | None = None
     for rule in block_rules:
         match = next((m for m in rule.pattern.finditer(line, pos) if m.end() > m.start()), None)
         if match is not None and (first is None or match.start() < first[1].start()):

@@ -12,17 +12,19 @@ is counted once; the listing therefore looks back 48 hours of submissions, and a
 for more than a day before it finished is not counted. A job belongs to the route that would
 post its per-job message (queue, name and its current status, first match wins).
 
-The planning and the message are pure (job summaries in, digests and blocks out); only
-:func:`post_daily_digests` talks to AWS and Slack.
+The planning and the message are pure (job summaries in, digests and blocks out); the run
+itself (settings, listing, posting, the summary line, when to raise) is the scheduled
+handlers' one orchestration, ``chalicelib/scheduled/run.py``: :class:`DailyDigest` supplies
+what is the digest's own.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     Block,
@@ -43,23 +45,18 @@ from chalicelib.composing.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
-from chalicelib.core.config import ConfigError, scheduled_settings, slack_settings
-from chalicelib.core.logline import log_line
-from chalicelib.deciding.routing import RouteTable, route_table
+from chalicelib.core.config import ScheduledSettings, scheduled_settings
+from chalicelib.deciding.routing import Route, RouteTable
 from chalicelib.reading.batch_api import (
+    MAX_JOBS_PER_LISTING,
     JobListing,
     JobSummary,
-    batch_client,
-    describe_aws_error,
     list_jobs,
-    list_queue_names,
-    queue_name,
-    scheduled_time,
     to_epoch_ms,
     utcnow,
 )
 from chalicelib.reading.links import batch_job_url
-from chalicelib.scheduled.posting import post_each
+from chalicelib.scheduled.run import Plan, RunResult, run_scheduled
 
 DIGEST_WINDOW = timedelta(hours=24)
 # Submissions looked at: a job finishing today may have been submitted yesterday.
@@ -75,7 +72,7 @@ WAITING = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
 def digest_time(moment: datetime) -> datetime:
     """``moment`` rounded to the nearest minute: the schedule's minute, whatever EventBridge's delay."""
     millis = to_epoch_ms(moment)
-    return datetime.fromtimestamp((millis + 30_000) // 60_000 * 60, tz=timezone.utc)
+    return datetime.fromtimestamp((millis + 30_000) // 60_000 * 60, tz=UTC)
 
 
 # -- planning (pure) ---------------------------------------------------------------------
@@ -84,8 +81,8 @@ def digest_time(moment: datetime) -> datetime:
 class Digest:
     """One digest: the jobs of one route (or of every queue) over the window ``(start, end]``."""
 
-    route: Optional[str]
-    channel: Optional[str]
+    route: str | None
+    channel: str | None
     start: datetime
     end: datetime
     finished: tuple[JobSummary, ...] = ()  # SUCCEEDED or FAILED within the window
@@ -106,10 +103,10 @@ class Digest:
 
 def _finished_at(job: JobSummary) -> datetime:
     # A job that failed before it started (a failed dependency) may have no stoppedAt.
-    return job.stopped_at or job.created_at or datetime.min.replace(tzinfo=timezone.utc)
+    return job.stopped_at or job.created_at or datetime.min.replace(tzinfo=UTC)
 
 
-def in_window(job: JobSummary, start: datetime, end: datetime) -> Optional[str]:
+def in_window(job: JobSummary, start: datetime, end: datetime) -> str | None:
     """``"finished"``, ``"unfinished"`` or ``None`` (finished outside the window, or submitted after it)."""
     if job.is_final:
         return "finished" if start < _finished_at(job) <= end else None
@@ -118,7 +115,7 @@ def in_window(job: JobSummary, start: datetime, end: datetime) -> Optional[str]:
     return "unfinished"
 
 
-def plan_digests(listings: Iterable[JobListing], end: datetime, table: Optional[RouteTable],
+def plan_digests(listings: Iterable[JobListing], end: datetime, table: RouteTable | None,
                  problems: Mapping[str, str] | None = None) -> list[Digest]:
     """One digest per route that wants one (in the file's order), or one for everything without a table.
 
@@ -130,9 +127,9 @@ def plan_digests(listings: Iterable[JobListing], end: datetime, table: Optional[
     routes = [r for r in table.routes if r.wants_digest and not r.drop] if table is not None else []
     if table is not None and not routes:
         return []
-    keys: list[Optional[str]] = [r.name for r in routes] if table is not None else [None]
-    finished: dict[Optional[str], list[JobSummary]] = {key: [] for key in keys}
-    unfinished: dict[Optional[str], list[JobSummary]] = {key: [] for key in keys}
+    keys: list[str | None] = [r.name for r in routes] if table is not None else [None]
+    finished: dict[str | None, list[JobSummary]] = {key: [] for key in keys}
+    unfinished: dict[str | None, list[JobSummary]] = {key: [] for key in keys}
     seen: set[tuple[str, str]] = set()
     for listing in listings:
         for job in listing.jobs:
@@ -141,7 +138,7 @@ def plan_digests(listings: Iterable[JobListing], end: datetime, table: Optional[
             if where is None or (job.job_id is not None and identity in seen):
                 continue  # a job listed twice (pages shift while jobs are submitted) counts once
             seen.add(identity)
-            key: Optional[str] = None
+            key: str | None = None
             if table is not None:
                 route = table.route_for(listing.queue, job.name, job.status)
                 if route is None or route.name not in finished:
@@ -208,7 +205,7 @@ def _lines_section(title: str, lines: Sequence[str], limit: int, more: Callable[
     return SectionBlock(text=MarkdownTextObject(text=text))
 
 
-def _failed_section(job: JobSummary, index: int, region: Optional[str], end: datetime) -> SectionBlock:
+def _failed_section(job: JobSummary, index: int, region: str | None, end: datetime) -> SectionBlock:
     facts = [f"*{safe_mrkdwn(job.label, NAME_LIMIT)}*", f"`{safe_mrkdwn(job.queue, NAME_LIMIT)}`"]
     if job.exit_code is not None:
         facts.append(f"exit {job.exit_code}")
@@ -223,7 +220,20 @@ def _failed_section(job: JobSummary, index: int, region: Optional[str], end: dat
     return SectionBlock(text=MarkdownTextObject(text=" · ".join(facts) + "\n" + why), accessory=accessory)
 
 
-def _run_line(job: JobSummary, run: timedelta, region: Optional[str]) -> str:
+def _failed_blocks(failed: Sequence[JobSummary], region: str | None, end: datetime) -> list[Block]:
+    """The failed jobs: a title, the first :data:`MAX_FAILED_SHOWN`, and how many more."""
+    if not failed:
+        return []
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*Failed ({len(failed)})*"))]
+    blocks.extend(_failed_section(job, i, region, end) for i, job in enumerate(failed[:MAX_FAILED_SHOWN]))
+    if len(failed) > MAX_FAILED_SHOWN:
+        rest = len(failed) - MAX_FAILED_SHOWN
+        more = f"…and {rest} more failed {'job' if rest == 1 else 'jobs'}: see the AWS Batch console."
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
+    return blocks
+
+
+def _run_line(job: JobSummary, run: timedelta, region: str | None) -> str:
     name = safe_mrkdwn(job.label, NAME_LIMIT)
     url = batch_job_url(region, job.job_id)
     shown = f"<{url}|{name}>" if url else f"*{name}*"
@@ -231,7 +241,7 @@ def _run_line(job: JobSummary, run: timedelta, region: Optional[str]) -> str:
     return f"`{format_duration(run)}` {shown} · `{safe_mrkdwn(job.queue, NAME_LIMIT)}` · {state}"
 
 
-def build_digest_message(digest: Digest, region: Optional[str]) -> SlackMessage:
+def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
     """The digest: totals, one line per queue, the failed jobs, the longest runs."""
     title = f"Daily digest: {digest.route}" if digest.route else "Daily digest of AWS Batch jobs"
     header = HeaderBlock(text=PlainTextObject(text=safe_plain(f":clipboard: {title}", HEADER_TEXT_LIMIT), emoji=True))
@@ -253,14 +263,7 @@ def build_digest_message(digest: Digest, region: Optional[str]) -> SlackMessage:
                  for queue in sorted(by_queue)]
         blocks.append(_lines_section("By job queue", lines, MAX_QUEUE_LINES,
                                      lambda n: f"…and {n} more job {'queue' if n == 1 else 'queues'}"))
-    failed = digest.failed
-    if failed:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*Failed ({len(failed)})*")))
-        blocks.extend(_failed_section(job, i, region, digest.end) for i, job in enumerate(failed[:MAX_FAILED_SHOWN]))
-        if len(failed) > MAX_FAILED_SHOWN:
-            rest = len(failed) - MAX_FAILED_SHOWN
-            more = f"…and {rest} more failed {'job' if rest == 1 else 'jobs'}: see the AWS Batch console."
-            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
+    blocks.extend(_failed_blocks(digest.failed, region, digest.end))
     longest = digest.longest()
     if longest:
         blocks.append(_lines_section("Longest runs", [_run_line(job, run, region) for job, run in longest],
@@ -277,87 +280,52 @@ def build_digest_message(digest: Digest, region: Optional[str]) -> SlackMessage:
 
 # -- posting (AWS and Slack) ----------------------------------------------------------------
 
-@dataclass(frozen=True)
-class DigestResult:
-    """What one run did, for its log line and the tests."""
-
-    end: Optional[datetime]
-    queues: int = 0
-    posted: int = 0
-    failed: int = 0
-    reason: Optional[str] = None  # why nothing was posted
-    routes: tuple[Optional[str], ...] = field(default=())
-
-
-def post_daily_digests(event: Any, now: Callable[[], datetime] = utcnow) -> DigestResult:
+def post_daily_digests(event: Any, now: Callable[[], datetime] = utcnow,
+                       listing_limit: int = MAX_JOBS_PER_LISTING) -> RunResult:
     """Post today's digests: one per route that asks for one, or one to the single channel.
 
-    Configuration errors raise. A queue that cannot be listed is logged and named in the
-    digests it would feed; a digest Slack does not take is logged and the others still post.
-    The invocation raises only when something failed and nothing was posted, so Lambda's
-    retry never posts a digest twice.
+    Configuration errors raise. A queue that cannot be listed (or whose listing is cut short at
+    ``listing_limit``) is logged and named in the digests it would feed; a digest Slack does
+    not take is logged and the others still post. The invocation raises only when something
+    failed and nothing was posted, so Lambda's retry never posts a digest twice
+    (chalicelib/scheduled/run.py).
     """
-    settings = scheduled_settings()
-    table = route_table()
-    slack = slack_settings()
-    if table is not None:
-        if table.sets_channels and slack.mode == "webhook":
-            raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
-                              "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
-        if not any(route.wants_digest for route in table.routes):
-            return _skip(f"no route of {table.source} asks for a digest")
-    elif not settings.digest:
-        return _skip("no routing file and DIGEST is not 'on'")
-    raw_time = scheduled_time(event)
-    if raw_time is None:
-        log_line(logging.WARNING, digest="daily", warning="the event has no readable 'time'; using the clock")
-    end = digest_time(raw_time or now())
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = batch_client()
-    try:
-        queues = list(settings.digest_queues) or list_queue_names(client)
-    except (BotoCoreError, ClientError) as error:
-        raise RuntimeError(describe_aws_error(error, "batch:DescribeJobQueues")) from None
-    if table is not None:
-        # A queue no digest route can match by its name feeds no digest: don't list it.
-        queues = [q for q in queues
-                  if any(r.wants_digest and r.covers_queue(queue_name(q)) for r in table.routes)]
-    listings: list[JobListing] = []
-    problems: dict[str, str] = {}
-    for queue in queues:
-        try:
-            listing = list_jobs(client, queue, created_after=end - LOOKBACK)
-        except (BotoCoreError, ClientError) as error:
-            problems[queue_name(queue)] = describe_aws_error(error, "batch:ListJobs")
-            log_line(logging.ERROR, digest="daily", queue=queue, outcome="failed",
-                     reason=problems[queue_name(queue)])
-            continue
-        if listing.truncated:
-            problems[listing.queue] = f"more than {len(listing.jobs)} jobs; the oldest were not looked at"
-        listings.append(listing)
-    if queues and not listings:
-        # Not one queue could be listed (throttling, IAM): a digest of nothing would mislead;
-        # raising lets Lambda try again in a minute or two.
-        raise RuntimeError(f"daily digest of {end:%Y-%m-%d %H:%M} UTC: no job queue could be listed; "
-                           "see the log lines above")
-    digests = plan_digests(listings, end, table, problems)
-    region = getattr(getattr(client, "meta", None), "region_name", None)
-    posted, failed = post_each(
-        (({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
-           "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region), digest.channel)
-         for digest in digests),
-        slack)
-    log_line(logging.INFO, digest="daily", end=end.isoformat(), queues=len(queues), digests=len(digests),
-             posted=posted, failed=failed, unlisted=len(problems) or None)
-    if failed and not posted:
-        raise RuntimeError(f"daily digest of {end:%Y-%m-%d %H:%M} UTC: {failed} digest(s) not posted, none "
-                           "posted; see the log lines above")
-    return DigestResult(end=end, queues=len(queues), posted=posted, failed=failed,
-                        routes=tuple(d.route for d in digests))
+    return run_scheduled(DailyDigest(scheduled_settings()), event, now, listing_limit)
 
 
-def _skip(reason: str) -> DigestResult:
-    log_line(logging.INFO, digest="daily", outcome="skipped", reason=reason)
-    return DigestResult(end=None, reason=reason)
+@dataclass(frozen=True)
+class DailyDigest:
+    """What the digest supplies to :func:`run_scheduled`: a day of jobs, one digest per route."""
+
+    settings: ScheduledSettings
+    log_field: tuple[str, str] = ("digest", "daily")
+    time_field: str = "end"
+    name: str = "daily digest"
+    noun: str = "digest"
+    wants: str = "asks for a digest"
+
+    def off_reason(self, table: RouteTable | None) -> str | None:
+        return "no routing file and DIGEST is not 'on'" if table is None and not self.settings.digest else None
+
+    def may_post(self, route: Route) -> bool:
+        return route.wants_digest
+
+    def run_time(self, fired: datetime) -> datetime:
+        return digest_time(fired)
+
+    def watched_queues(self) -> tuple[str, ...]:
+        return self.settings.digest_queues
+
+    def list_queue(self, client: Any, queue: str, at: datetime, limit: int) -> JobListing:
+        return list_jobs(client, queue, created_after=at - LOOKBACK, limit=limit)
+
+    def cut_short(self, listing: JobListing) -> str:
+        return f"more than {len(listing.jobs)} jobs; the oldest were not looked at"
+
+    def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
+             table: RouteTable | None, region: str | None) -> Plan:
+        digests = plan_digests(listings, at, table, problems)
+        posts = [({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
+                   "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region), digest.channel)
+                 for digest in digests]
+        return Plan(posts, {"digests": len(digests)})

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from chalicelib.composing.messages import SlackMessage
 from chalicelib.core.config import SlackSettings
@@ -11,7 +12,7 @@ from chalicelib.core.logline import log_line
 from chalicelib.delivering.slack import PermanentDeliveryError, deliver
 
 # One message of a scheduled handler: its log fields, how to build it, and its channel.
-ScheduledPost = tuple[Mapping[str, Any], Callable[[], SlackMessage], Optional[str]]
+ScheduledPost = tuple[Mapping[str, Any], Callable[[], SlackMessage], str | None]
 
 
 def post_each(posts: Iterable[ScheduledPost], settings: SlackSettings) -> tuple[int, int]:

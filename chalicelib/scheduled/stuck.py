@@ -21,18 +21,19 @@ Age counts from submission (``createdAt``): ListJobs says nothing about when a j
 RUNNABLE. A job that first waited on its dependencies in PENDING, or that is waiting for a
 retry, is reported at the next step its age crosses while it is RUNNABLE or STARTING.
 
-The planning and the message are pure (job summaries in, reports and blocks out); only
-:func:`sweep_stuck_jobs` talks to AWS and Slack.
+The planning and the message are pure (job summaries in, reports and blocks out); the run
+itself (settings, listing, posting, the summary line, when to raise) is the scheduled
+handlers' one orchestration, ``chalicelib/scheduled/run.py``: :class:`StuckSweep` supplies
+what is the sweep's own.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from slack_sdk.models.blocks import (
     Block,
@@ -52,23 +53,18 @@ from chalicelib.composing.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
-from chalicelib.core.config import ConfigError, scheduled_settings, slack_settings
-from chalicelib.core.logline import log_line
-from chalicelib.deciding.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable, route_table
+from chalicelib.core.config import ScheduledSettings, scheduled_settings
+from chalicelib.deciding.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable
 from chalicelib.reading.batch_api import (
+    MAX_JOBS_PER_LISTING,
     JobListing,
     JobSummary,
-    batch_client,
-    describe_aws_error,
     list_jobs,
-    list_queue_names,
-    queue_name,
-    scheduled_time,
     to_epoch_ms,
     utcnow,
 )
 from chalicelib.reading.links import batch_job_url
-from chalicelib.scheduled.posting import post_each
+from chalicelib.scheduled.run import Plan, RunResult, run_scheduled
 
 STUCK = "STUCK"  # the status routes name for the sweep's reports
 WAITING_STATUSES = ("RUNNABLE", "STARTING")
@@ -91,10 +87,10 @@ def sweep_time(moment: datetime, every: timedelta) -> datetime:
     """
     step = int(every.total_seconds() * 1000)
     millis = to_epoch_ms(moment)
-    return datetime.fromtimestamp((millis + step // 2) // step * step / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp((millis + step // 2) // step * step / 1000, tz=UTC)
 
 
-def crossed_step(age: timedelta, threshold: timedelta, window: timedelta) -> Optional[timedelta]:
+def crossed_step(age: timedelta, threshold: timedelta, window: timedelta) -> timedelta | None:
     """The escalation step ``age`` reached during the last ``window`` (the largest, if several).
 
     Steps are ``threshold`` x 1, 4 and 16, then each whole day of age after the last of them.
@@ -130,13 +126,14 @@ class StuckReport:
     """One message: the newly stuck jobs of one queue that one route sends to one channel."""
 
     queue: str
-    route: Optional[str]
-    channel: Optional[str]
+    route: str | None
+    channel: str | None
     mentions: tuple[str, ...]
     threshold: timedelta
     at: datetime
     jobs: tuple[StuckJob, ...]
     reported_before: int = 0  # jobs of the same queue and route past the threshold, reported at an earlier step
+    notes: tuple[str, ...] = ()  # why the queue was not swept in full (a listing cut short)
 
 
 @dataclass
@@ -157,17 +154,41 @@ def route_may_post_stuck(route: Route) -> bool:
 
 
 def plan_sweep(listings: Iterable[JobListing], at: datetime, window: timedelta, default_threshold: timedelta,
-               table: Optional[RouteTable]) -> SweepPlan:
+               table: RouteTable | None, problems: Mapping[str, str] | None = None) -> SweepPlan:
     """Which jobs to report, grouped into one report per queue and route.
 
     ``at`` is the sweep's (grid) time and ``window`` its interval. A job's threshold is its
     route's ``stuck_after_minutes`` (the route that would post its STUCK report), else
     ``default_threshold``. Without a routing ``table`` everything goes to the single channel.
+    ``problems`` maps a queue not listed in full to why; its reports say so.
     """
     plan = SweepPlan()
-    groups: dict[tuple[str, Optional[str]], list[StuckJob]] = defaultdict(list)
-    before: dict[tuple[str, Optional[str]], int] = defaultdict(int)
-    decisions: dict[tuple[str, Optional[str]], tuple[Decision, timedelta]] = {}
+    groups: dict[tuple[str, str | None], _Group] = {}
+    for queue, job in _waiting_jobs(listings):
+        age = job.age(at)
+        if age is None:
+            continue
+        plan.waiting += 1
+        threshold = _threshold(table, queue, job, default_threshold)
+        if age < threshold:
+            continue
+        plan.over_threshold += 1
+        decision = table.decide(queue, job.name, STUCK) if table is not None else SINGLE_CHANNEL
+        if not decision.post:
+            plan.skipped[decision.reason] = plan.skipped.get(decision.reason, 0) + 1
+            continue
+        # One route gives every job of its group the same threshold (route_for decides both).
+        group = groups.setdefault((queue, decision.route), _Group(decision, threshold))
+        group.add(job, age, crossed_step(age, threshold, window))
+    for (queue, _route), group in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        if group.jobs:
+            notes = (problems[queue],) if problems and queue in problems else ()
+            plan.reports.append(group.report(queue, at, notes))
+    return plan
+
+
+def _waiting_jobs(listings: Iterable[JobListing]) -> Iterator[tuple[str, JobSummary]]:
+    """(queue, job) for each waiting job that speaks for itself (no array child or node), once."""
     seen: set[tuple[str, str]] = set()
     for listing in listings:
         for job in listing.jobs:
@@ -178,34 +199,36 @@ def plan_sweep(listings: Iterable[JobListing], at: datetime, window: timedelta, 
                 if (listing.queue, job.job_id) in seen:
                     continue
                 seen.add((listing.queue, job.job_id))
-            age = job.age(at)
-            if age is None:
-                continue
-            plan.waiting += 1
-            route = table.route_for(listing.queue, job.name, STUCK) if table is not None else None
-            minutes = route.stuck_after_minutes if route is not None else None
-            threshold = timedelta(minutes=minutes) if minutes else default_threshold
-            if age < threshold:
-                continue
-            plan.over_threshold += 1
-            decision = table.decide(listing.queue, job.name, STUCK) if table is not None else SINGLE_CHANNEL
-            if not decision.post:
-                plan.skipped[decision.reason] = plan.skipped.get(decision.reason, 0) + 1
-                continue
-            key = (listing.queue, decision.route)
-            decisions[key] = (decision, threshold)
-            step = crossed_step(age, threshold, window)
-            if step is None:
-                before[key] += 1
-            else:
-                groups[key].append(StuckJob(job=job, age=age, step=step))
-    for key in sorted(groups, key=lambda k: (k[0], k[1] or "")):
-        decision, threshold = decisions[key]
-        jobs = sorted(groups[key], key=lambda s: (-s.age, s.job.label))
-        plan.reports.append(StuckReport(queue=key[0], route=decision.route, channel=decision.channel,
-                                        mentions=decision.mentions, threshold=threshold, at=at, jobs=tuple(jobs),
-                                        reported_before=before[key]))
-    return plan
+            yield listing.queue, job
+
+
+def _threshold(table: RouteTable | None, queue: str, job: JobSummary, default: timedelta) -> timedelta:
+    route = table.route_for(queue, job.name, STUCK) if table is not None else None
+    minutes = route.stuck_after_minutes if route is not None else None
+    return timedelta(minutes=minutes) if minutes else default
+
+
+@dataclass
+class _Group:
+    """The jobs of one queue that one route reports, while planning."""
+
+    decision: Decision
+    threshold: timedelta
+    jobs: list[StuckJob] = field(default_factory=list)
+    reported_before: int = 0
+
+    def add(self, job: JobSummary, age: timedelta, step: timedelta | None) -> None:
+        if step is None:
+            self.reported_before += 1
+        else:
+            self.jobs.append(StuckJob(job=job, age=age, step=step))
+
+    def report(self, queue: str, at: datetime, notes: tuple[str, ...]) -> StuckReport:
+        jobs = sorted(self.jobs, key=lambda s: (-s.age, s.job.label))
+        decision = self.decision
+        return StuckReport(queue=queue, route=decision.route, channel=decision.channel, mentions=decision.mentions,
+                           threshold=self.threshold, at=at, jobs=tuple(jobs), reported_before=self.reported_before,
+                           notes=notes)
 
 
 # -- the message (pure) ---------------------------------------------------------------------
@@ -214,7 +237,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _job_section(stuck: StuckJob, index: int, region: Optional[str]) -> SectionBlock:
+def _job_section(stuck: StuckJob, index: int, region: str | None) -> SectionBlock:
     job = stuck.job
     # Name and reason are the submitter's text: escaped and bounded, well inside a section's 3000.
     reason = safe_mrkdwn(job.status_reason, REASON_LIMIT) if job.status_reason else "_Batch gives no status reason_"
@@ -224,7 +247,7 @@ def _job_section(stuck: StuckJob, index: int, region: Optional[str]) -> SectionB
     return SectionBlock(text=MarkdownTextObject(text=text), accessory=accessory)
 
 
-def build_stuck_message(report: StuckReport, region: Optional[str]) -> SlackMessage:
+def build_stuck_message(report: StuckReport, region: str | None) -> SlackMessage:
     """The message for one report: the queue, then each job with its wait, reason and link."""
     count = len(report.jobs)
     queue = report.queue
@@ -246,6 +269,7 @@ def build_stuck_message(report: StuckReport, region: Optional[str]) -> SlackMess
                      f"waited longer than {threshold} and {'was' if one else 'were'} reported earlier.")
     notes.append(f"A job is reported when it has waited {steps_text(report.threshold)}. Sweep of "
                  f"{report.at:%Y-%m-%d %H:%M} UTC" + (f" · {region}" if region else "") + ".")
+    notes.extend(f"Not swept in full: {note}." for note in report.notes)
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=safe_mrkdwn(" ".join(notes), CONTEXT_TEXT_LIMIT))]))
     oldest = report.jobs[0]
     line = f"{_plural(count, 'job')} stuck in {queue} (longest: {oldest.job.label}, {format_duration(oldest.age)})"
@@ -255,90 +279,62 @@ def build_stuck_message(report: StuckReport, region: Optional[str]) -> SlackMess
 
 # -- the sweep (AWS and Slack) --------------------------------------------------------------
 
-@dataclass(frozen=True)
-class SweepResult:
-    """What one sweep did, for its log line and the tests."""
-
-    at: Optional[datetime]
-    queues: int = 0
-    posted: int = 0
-    failed: int = 0  # reports Slack did not take
-    unlisted: int = 0  # queues that could not be listed
-    reason: Optional[str] = None  # why nothing was swept
-
-
-def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime] = utcnow) -> SweepResult:
+def sweep_stuck_jobs(event: Any, every_minutes: int, now: Callable[[], datetime] = utcnow,
+                     listing_limit: int = MAX_JOBS_PER_LISTING) -> RunResult:
     """Report the jobs whose wait in RUNNABLE or STARTING crossed a step since the last sweep.
 
-    ``every_minutes`` is the schedule's interval (app.py's constant), which is the window.
-    Configuration errors raise (nothing can work). A queue that cannot be listed, or a message
-    Slack does not take, is logged as an error and the sweep goes on with the others; the
-    invocation raises only when something failed and nothing was posted, so Lambda's retry
-    never posts a report twice.
+    ``every_minutes`` is the schedule's interval (app.py's constant), which is the window;
+    ``listing_limit`` caps each queue's listing (tests make it small). Configuration errors
+    raise (nothing can work). A queue that cannot be listed, or a message Slack does not take,
+    is logged as an error and the sweep goes on with the others; the invocation raises only
+    when something failed and nothing was posted, so Lambda's retry never posts a report twice
+    (chalicelib/scheduled/run.py).
     """
-    window = timedelta(minutes=every_minutes)
-    settings = scheduled_settings()
-    if settings.stuck_after_minutes == 0:
-        return _skip(None, "STUCK_AFTER_MINUTES=0 turns the sweep off")
-    table = route_table()
-    slack = slack_settings()  # checked before any AWS call: without Slack there is nothing to do
-    if table is not None and table.sets_channels and slack.mode == "webhook":
-        raise ConfigError(f"{table.source} names channels, but a webhook always posts to its own "
-                          "channel: use a bot token (SLACK_BOT_TOKEN_PARAM) to route to several channels")
-    if table is not None and not any(route_may_post_stuck(route) for route in table.routes):
-        return _skip(None, f"no route of {table.source} posts {STUCK}")
-    raw_time = scheduled_time(event)
-    if raw_time is None:
-        log_line(logging.WARNING, sweep="stuck", warning="the event has no readable 'time'; using the clock")
-    at = sweep_time(raw_time or now(), window)
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = batch_client()
-    try:
-        queues = list(settings.stuck_queues) or list_queue_names(client)
-    except (BotoCoreError, ClientError) as error:
-        raise RuntimeError(describe_aws_error(error, "batch:DescribeJobQueues")) from None
-    if table is not None:
-        # A queue no route can report, judging by its name, is not worth a listing.
-        queues = [q for q in queues if any(route_may_post_stuck(r) and r.covers_queue(queue_name(q))
-                                           for r in table.routes)]
-    listings: list[JobListing] = []
-    unlisted = 0
-    for queue in queues:
-        try:
-            listing = list_jobs(client, queue, statuses=WAITING_STATUSES)
-        except (BotoCoreError, ClientError) as error:
-            unlisted += 1
-            log_line(logging.ERROR, sweep="stuck", queue=queue, outcome="failed",
-                     reason=describe_aws_error(error, "batch:ListJobs"))
-            continue
-        if listing.truncated:
-            log_line(logging.WARNING, sweep="stuck", queue=queue,
-                     warning=f"more than {len(listing.jobs)} waiting jobs; only the first were looked at")
-        listings.append(listing)
-    plan = plan_sweep(listings, at, window, timedelta(minutes=settings.stuck_after_minutes), table)
-    region = getattr(getattr(client, "meta", None), "region_name", None)
-    posted, failed = post_each(
-        (({"sweep": "stuck", "queue": report.queue, "route": report.route, "jobs": len(report.jobs)},
-          partial(_report_message, report, region), report.channel) for report in plan.reports),
-        slack)
-    log_line(logging.INFO, sweep="stuck", at=at.isoformat(), window_minutes=every_minutes, queues=len(queues),
-             waiting=plan.waiting, over_threshold=plan.over_threshold, reports=len(plan.reports), posted=posted,
-             failed=failed, unlisted=unlisted or None, skipped=plan.skipped or None)
-    # Raise (so Lambda retries the same event, hence the same window) only when nothing went
-    # out, so a retry cannot post a report twice, and only for failures a retry may cure: every
-    # report refused, or not one queue listed. One broken queue among many is only logged.
-    if not posted and (failed or (queues and unlisted == len(queues))):
-        raise RuntimeError(f"stuck-job sweep at {at:%Y-%m-%d %H:%M} UTC: {failed} report(s) not posted, "
-                           f"{unlisted} of {len(queues)} queue(s) not listed; see the log lines above")
-    return SweepResult(at=at, queues=len(queues), posted=posted, failed=failed, unlisted=unlisted)
+    return run_scheduled(StuckSweep(scheduled_settings(), timedelta(minutes=every_minutes)), event, now,
+                         listing_limit)
 
 
-def _report_message(report: StuckReport, region: Optional[str]) -> SlackMessage:
+@dataclass(frozen=True)
+class StuckSweep:
+    """What the sweep supplies to :func:`run_scheduled`: the waiting jobs, grouped per queue and route."""
+
+    settings: ScheduledSettings
+    window: timedelta
+    log_field: tuple[str, str] = ("sweep", "stuck")
+    time_field: str = "at"
+    name: str = "stuck-job sweep"
+    noun: str = "report"
+    wants: str = f"posts {STUCK}"
+
+    def off_reason(self, table: RouteTable | None) -> str | None:
+        return "STUCK_AFTER_MINUTES=0 turns the sweep off" if self.settings.stuck_after_minutes == 0 else None
+
+    def may_post(self, route: Route) -> bool:
+        return route_may_post_stuck(route)
+
+    def run_time(self, fired: datetime) -> datetime:
+        return sweep_time(fired, self.window)
+
+    def watched_queues(self) -> tuple[str, ...]:
+        return self.settings.stuck_queues
+
+    def list_queue(self, client: Any, queue: str, at: datetime, limit: int) -> JobListing:
+        return list_jobs(client, queue, statuses=WAITING_STATUSES, limit=limit)
+
+    def cut_short(self, listing: JobListing) -> str:
+        return f"more than {len(listing.jobs)} waiting jobs; only the first were looked at"
+
+    def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
+             table: RouteTable | None, region: str | None) -> Plan:
+        threshold = timedelta(minutes=self.settings.stuck_after_minutes)
+        sweep = plan_sweep(listings, at, self.window, threshold, table, problems)
+        posts = [({"sweep": "stuck", "queue": report.queue, "route": report.route, "jobs": len(report.jobs)},
+                  partial(_report_message, report, region), report.channel) for report in sweep.reports]
+        figures = {"window_minutes": round(self.window.total_seconds() / 60), "waiting": sweep.waiting,
+                   "over_threshold": sweep.over_threshold, "reports": len(sweep.reports),
+                   "skipped": sweep.skipped or None}
+        return Plan(posts, figures)
+
+
+def _report_message(report: StuckReport, region: str | None) -> SlackMessage:
     return with_mentions(build_stuck_message(report, region), report.mentions)
-
-
-def _skip(at: Optional[datetime], reason: str) -> SweepResult:
-    log_line(logging.INFO, sweep="stuck", outcome="skipped", reason=reason)
-    return SweepResult(at=at, reason=reason)
