@@ -220,7 +220,8 @@ def test_a_missing_table_is_an_error_naming_it(clock, monkeypatch):
     with mock_aws():
         monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "no-such-table")
         config.reset()
-        with pytest.raises(DedupError, match="'no-such-table' \\(NOTIFY_DEDUP_TABLE\\) does not exist in us-east-1"):
+        missing = r"'no-such-table' \(NOTIFY_DEDUP_TABLE\): ResourceNotFoundException: it does not exist in us-east-1"
+        with pytest.raises(DedupError, match=missing):
             claim(EVENT)
 
 
@@ -245,9 +246,10 @@ def _answer(code: str, operation: str = "PutItem") -> Callable[..., None]:
 
 
 @pytest.mark.parametrize("code, expected", [
-    ("AccessDeniedException", "not allowed to call dynamodb:PutItem on DynamoDB table 'batch-notify-test-dedup'"),
-    ("ProvisionedThroughputExceededException", "ProvisionedThroughputExceededException; raising so Lambda retries"),
-    ("InternalServerError", "InternalServerError; raising so Lambda retries"),
+    ("AccessDeniedException", "in DynamoDB table 'batch-notify-test-dedup' .*: access denied: not allowed to call "
+                              "dynamodb:PutItem"),
+    ("ProvisionedThroughputExceededException", "throttled by DynamoDB; raising so Lambda retries"),
+    ("InternalServerError", "DynamoDB answered InternalServerError; raising so Lambda retries"),
 ])
 def test_dynamodb_errors_on_claim_raise_naming_the_table(table, clock, code, expected):
     dedup.dynamodb_client().meta.events.register("before-call.dynamodb.PutItem", _answer(code))

@@ -114,7 +114,7 @@ def test_unreachable_ssm_fails_fast_naming_the_parameter(slack, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("SLACK_WEBHOOK_URL_PARAM", "/batch-notify/dev/slack-webhook-url")
     sends = []
-    secrets._client().meta.events.register("before-send.ssm.GetParameter", lambda **kw: sends.append(1))
+    secrets.ssm_client().meta.events.register("before-send.ssm.GetParameter", lambda **kw: sends.append(1))
     started = time.monotonic()
     reading = "could not reach SSM to read parameter '/batch-notify/dev/slack-webhook-url'"
     with pytest.raises(SecretError, match=reading):

@@ -73,7 +73,6 @@ def ssm_client() -> Any:
     return client("ssm", SSM_CLIENT, prepare=_register_protection)
 
 
-_client = ssm_client  # the old name, still used by tests/test_delivery_faults.py
 
 
 def _register_protection(made: Any) -> None:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from chalicelib.core.aws_errors import Family, describe_aws_error
 from chalicelib.core.clients import ClientConfig, client
 from chalicelib.core.config import ConfigError, Settings, number_setting, settings
 from chalicelib.core.errors import BatchNotifyError
@@ -301,17 +302,21 @@ def _call(settings: DedupSettings, action: str, doing: str, request: Callable[[A
         code = error.response.get("Error", {}).get("Code", "Unknown")
         if code == "ConditionalCheckFailedException":
             raise _ConditionFailed(error.response.get("Item") or {}) from None
-        if code == "ResourceNotFoundException":
-            raise DedupError(f"could not {doing}: {table} does not exist in {client.meta.region_name}: create it "
-                             f"(partition key event_id (S), TTL on expires_at) or fix {TABLE}") from None
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise DedupError(f"could not {doing}: not allowed to call dynamodb:{action} on {table}: the stage's "
-                             "IAM policy needs dynamodb:PutItem and dynamodb:DeleteItem on the table") from None
         if code == "ValidationException":
             message = error.response.get("Error", {}).get("Message", "")
             raise DedupError(f"could not {doing}: {table} rejected the request ({message}): its partition key "
                              "must be event_id, of type S (string)") from None
-        raise DedupError(f"could not {doing} in {table}: {code}; raising so Lambda retries the event") from None
+        raise DedupError(_in_words(error, action, f"{doing} in {table}", client.meta.region_name)) from None
     except BotoCoreError as error:
-        raise DedupError(f"could not reach DynamoDB to {doing} in {table}: {type(error).__name__}; "
-                         "raising so Lambda retries the event") from None
+        raise DedupError(_in_words(error, action, f"{doing} in {table}", client.meta.region_name)) from None
+
+
+def _in_words(error: BaseException, action: str, doing: str, region: str) -> str:
+    fixes: dict[Family, str] = {
+        "not found": f"it does not exist in {region}: create it (partition key event_id (S), TTL on expires_at) "
+                     f"or fix {TABLE}",
+        "access denied": f"not allowed to call dynamodb:{action}: the stage's IAM policy needs dynamodb:PutItem "
+                         "and dynamodb:DeleteItem on the table",
+    }
+    words = describe_aws_error(error, service="DynamoDB", action=f"dynamodb:{action}", doing=doing, fixes=fixes)
+    return f"{words}; raising so Lambda retries the event"
