@@ -36,10 +36,10 @@ os.environ.pop("AWS_PROFILE", None)
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from chalicelib import logtail  # noqa: E402
 from chalicelib.composing.failure_message import build_failure_message  # noqa: E402
 from chalicelib.composing.messages import build_job_state_message  # noqa: E402
 from chalicelib.core.config import LogTailSettings  # noqa: E402
+from chalicelib.reading import logtail  # noqa: E402
 from chalicelib.reading.event import JobStateChange  # noqa: E402
 from chalicelib.reading.links import log_location  # noqa: E402
 from chalicelib.reading.logtail import fetch_log_tail  # noqa: E402

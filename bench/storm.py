@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from chalice.test import Client  # noqa: E402
 
 from app import app  # noqa: E402
-from chalicelib import config  # noqa: E402
+from chalicelib.core import config  # noqa: E402
 from tests.conftest import load_event  # noqa: E402
 from tools.eventbridge import EventBridgeRouter, registered_patterns  # noqa: E402
 from tools.slack_standin import SlackStandIn  # noqa: E402
