@@ -408,6 +408,14 @@ def test_nothing_to_sweep_makes_no_aws_call(batch, bot, monkeypatch, tmp_path, s
     assert bot.requests == []
 
 
+def test_a_sweep_turned_off_reads_no_other_setting(batch, monkeypatch, tmp_path):
+    # Off is off: a broken routing file (or no Slack at all) is for the handlers that post.
+    monkeypatch.setenv("STUCK_AFTER_MINUTES", "0")
+    (tmp_path / "routes.json").write_text("{not json")
+    monkeypatch.setenv("NOTIFY_ROUTES", str(tmp_path / "routes.json"))
+    invoke("on_stuck_job_sweep", "2024-05-13T09:15:00Z")  # no ConfigError, no AWS call
+
+
 def test_without_slack_settings_the_sweep_fails_before_any_aws_call(batch):
     with pytest.raises(ConfigError, match="SLACK_WEBHOOK_URL_PARAM"):
         invoke("on_stuck_job_sweep", "2024-05-13T09:15:00Z")

@@ -304,6 +304,9 @@ class DailyDigest:
     noun: str = "digest"
     wants: str = "asks for a digest"
 
+    def switched_off(self) -> str | None:
+        return None  # whether the digest is on depends on the routing file
+
     def off_reason(self, table: RouteTable | None) -> str | None:
         return "no routing file and DIGEST is not 'on'" if table is None and not self.settings.digest else None
 

@@ -70,6 +70,9 @@ class ScheduledWork(Protocol):
     def wants(self) -> str:
         """The end of "no route of routes.json ...": ``"posts STUCK"``."""
 
+    def switched_off(self) -> str | None:
+        """Why this handler is off by its own setting alone (read before routes and Slack); None when on."""
+
     def off_reason(self, table: RouteTable | None) -> str | None:
         """Why this handler is off by its own settings, before any AWS call; None when it is on."""
 
@@ -117,12 +120,14 @@ class _Listings:
 def run_scheduled(work: ScheduledWork, event: Any, now: Callable[[], datetime],
                   listing_limit: int = MAX_JOBS_PER_LISTING) -> RunResult:
     """One run of ``work`` for the scheduled ``event``; see the module's failure rules."""
+    off = work.switched_off()  # a handler turned off needs no other setting, even a broken one
+    if off is not None:
+        return _skipped(work, off)
     table = route_table()  # refuses routes that name channels with a webhook
     slack = slack_settings()  # checked before any AWS call: without Slack there is nothing to do
     reason = work.off_reason(table) or _no_route_reason(work, table)
     if reason is not None:
-        log_line(logging.INFO, **_tag(work), outcome="skipped", reason=reason)
-        return RunResult(at=None, reason=reason)
+        return _skipped(work, reason)
     at = _run_time(work, event, now)
     client = batch_client()
     queues = _queues(work, client, table)
@@ -141,6 +146,11 @@ def run_scheduled(work: ScheduledWork, event: Any, now: Callable[[], datetime],
                        truncated=found.truncated)
     _raise_when_nothing_went_out(work, result)
     return result
+
+
+def _skipped(work: ScheduledWork, reason: str) -> RunResult:
+    log_line(logging.INFO, **_tag(work), outcome="skipped", reason=reason)
+    return RunResult(at=None, reason=reason)
 
 
 def _tag(work: ScheduledWork) -> dict[str, str]:

@@ -306,8 +306,11 @@ class StuckSweep:
     noun: str = "report"
     wants: str = f"posts {STUCK}"
 
-    def off_reason(self, table: RouteTable | None) -> str | None:
+    def switched_off(self) -> str | None:
         return "STUCK_AFTER_MINUTES=0 turns the sweep off" if self.settings.stuck_after_minutes == 0 else None
+
+    def off_reason(self, table: RouteTable | None) -> str | None:
+        return None
 
     def may_post(self, route: Route) -> bool:
         return route_may_post_stuck(route)
