@@ -80,6 +80,43 @@ def test_dead_letter_queue_output_is_unwrapped(tmp_path):
     assert list(replay.load_events([str(dump)])) == [("dlq.json", event)]
 
 
+def dead_letter(tmp_path, event, function):
+    record = {"requestContext": {"condition": "RetriesExhausted",
+                                 "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{function}:$LATEST"},
+              "requestPayload": event, "responsePayload": {"errorMessage": "Slack answered 503"}}
+    dump = tmp_path / "dlq.json"
+    dump.write_text(json.dumps({"Messages": [{"MessageId": "m1", "Body": json.dumps(record)}]}))
+    return dump
+
+
+def test_a_dead_letter_record_reruns_only_the_handler_that_failed(monkeypatch, tmp_path):
+    # Every handler whose pattern selects the event ran once; only the one that failed runs again
+    # (a fork's second FAILED handler has posted its message already).
+    dump = dead_letter(tmp_path, load_event("ec2_failed"), "batch-notify-prod-on_job_failed")
+    text, failures, messages = run_replay(monkeypatch, [dump])
+    assert failures == 0 and len(messages) == 1
+    assert "the dead-letter record names on_job_failed: only it runs again" in text
+
+
+def test_a_dead_lettered_scheduled_run_is_run_again(monkeypatch, tmp_path):
+    # A scheduled event matches no pattern: without the record's function it would be skipped.
+    scheduled = {"version": "0", "id": "5b1d4b3e-0c61-4a1e-9c1d-2f6a1c0b9d11", "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": "123456789012", "time": "2024-05-13T09:00:00Z",
+                 "region": "us-east-1", "resources": [], "detail": {}}
+    monkeypatch.setenv("STUCK_AFTER_MINUTES", "0")  # the sweep runs, and is off: no AWS call
+    dump = dead_letter(tmp_path, scheduled, "batch-notify-dev-on_stuck_job_sweep")
+    text, failures, _ = run_replay(monkeypatch, [dump])
+    assert failures == 0 and "only it runs again" in text and "no handler's pattern matches" not in text
+
+
+def test_a_forks_own_fixture_gets_no_made_up_log_tail(monkeypatch, tmp_path):
+    # Only the fixtures whose lines the demo writes show a tail; any other FAILED event, even in
+    # tests/events, is shown without one rather than with lines its stream never held.
+    text, failures, messages = run_replay(monkeypatch, [EVENTS_DIR / "china_failed.json"])
+    assert failures == 0 and len(messages) == 1
+    assert "log lines" not in json.dumps(messages[0]["blocks"]) and "log tail unavailable" not in text
+
+
 def field(label, value):
     return {"type": "mrkdwn", "text": f"*{label}*\n{value}"}
 

@@ -140,11 +140,6 @@ DEMO_LOGS: dict[str, tuple[str, ...]] = {
 _LOGGER_LINE = re.compile(r"(DEBUG|INFO|WARN|ERROR) ")
 
 
-def _generic_log(job_name: str) -> tuple[str, ...]:
-    """Lines for a sample job the table above leaves out: it started, then its log just stops."""
-    return (f"INFO  {job_name}: starting", f"INFO  {job_name}: reading input", f"INFO  {job_name}: 40% done")
-
-
 def unwrap(item: Any) -> Any:
     """The EventBridge event inside what a dead-letter queue holds.
 
@@ -158,22 +153,39 @@ def unwrap(item: Any) -> Any:
     return item
 
 
-def _sources(paths: list[str]) -> Iterator[tuple[Path, str, Any]]:
+def failed_handler(item: Any) -> str | None:
+    """The handler a dead-letter record's function ran (``requestContext.functionArn``), if any.
+
+    A replay must re-run that handler only: another handler whose pattern selects the same event
+    already posted it, and a scheduled handler's event matches no pattern at all.
+    """
+    if isinstance(item, dict) and isinstance(item.get("Body"), str):
+        item = json.loads(item["Body"])
+    context = item.get("requestContext") if isinstance(item, dict) else None
+    arn = context.get("functionArn") if isinstance(context, dict) else None
+    if not isinstance(arn, str) or ":function:" not in arn:
+        return None
+    function = arn.split(":function:", 1)[1].split(":", 1)[0]  # batch-notify-<stage>-<handler>
+    # Handler names are Python identifiers (no '-'); the app and stage names may have some.
+    return function.rsplit("-", 1)[-1] or None
+
+
+def _sources(paths: list[str]) -> Iterator[tuple[Path, str, Any, str | None]]:
     for path in map(Path, paths):
         files = sorted(path.glob("*.json")) if path.is_dir() else [path]
         for file in files:
             data = json.loads(file.read_text())
             if isinstance(data, dict) and isinstance(data.get("Messages"), list):
                 data = data["Messages"]
-            items = [unwrap(item) for item in (data if isinstance(data, list) else [data])]
-            for i, event in enumerate(items):
-                yield file, (file.name if len(items) == 1 else f"{file.name}[{i}]"), event
+            items = data if isinstance(data, list) else [data]
+            for i, item in enumerate(items):
+                yield file, (file.name if len(items) == 1 else f"{file.name}[{i}]"), unwrap(item), failed_handler(item)
 
 
 def load_events(paths: list[str]) -> Iterator[tuple[str, Any]]:
     """(label, event) for every event in the given files and directories (sorted): single
     events, JSON lists of them, or ``aws sqs receive-message`` output from the dead-letter queue."""
-    for _, label, event in _sources(paths):
+    for _, label, event, _ in _sources(paths):
         yield label, event
 
 
@@ -254,13 +266,14 @@ def _is_sample(file: Path) -> bool:
 
 
 def _demo_lines(file: Path, event: Any) -> tuple[str, ...] | None:
-    """The log lines to seed for a FAILED sample event of tests/events; None for any other."""
+    """The log lines to seed for a FAILED sample event the table above writes lines for; None for
+    any other (a fork's own fixture, your own events: never a made-up log)."""
     if not _is_sample(file) or not isinstance(event, dict):
         return None
     detail = event.get("detail")
     if not isinstance(detail, dict) or detail.get("status") != "FAILED":
         return None
-    return DEMO_LOGS.get(file.stem) or _generic_log(str(detail.get("jobName") or "job"))
+    return DEMO_LOGS.get(file.stem)
 
 
 def seed_log_stream(event: dict[str, Any], lines: tuple[str, ...]) -> bool:
@@ -302,8 +315,8 @@ def _stamped(line: str, at: datetime) -> str:
 # -- the replay ------------------------------------------------------------------------------
 class _Invoker:
     """The handlers, invoked through chalice.test with the local stage; for a sample event of
-    tests/events, with the log tail on. Settings are read once per Lambda container, so a switch
-    between the two starts a new one."""
+    tests/events whose stream the replay seeded, with the log tail on. Settings are read once
+    per Lambda container, so a switch between the two starts a new one."""
 
     def __init__(self, app: Any) -> None:
         from chalice.cli.factory import CLIFactory
@@ -313,6 +326,7 @@ class _Invoker:
             chalice_stage_name=STAGE, user_provided_params={"environment_variables": dict(DEMO_LOG_TAIL)})
         self._tailed = TestLambdaClient(app, tailed)
         self._tail_on: bool | None = None
+        self.handlers = frozenset(app.handler_map)
 
     def invoke(self, name: str, event: Any, *, log_tail: bool) -> None:
         if self._tail_on is not None and log_tail != self._tail_on:
@@ -345,21 +359,23 @@ def _show_posted(name: str, posted: list[dict[str, Any]], out: TextIO, show_json
             print("  Block Kit Builder: " + builder_link(message), file=out)
 
 
-def _replay_one(bus: EventBridgeRouter, invoker: _Invoker, source: tuple[Path, str, Any], *, out: TextIO,
-                slack: SlackStandIn | None, show_json: bool) -> int:
-    """Route one event, invoke each matching handler, show what it posted; return the failures."""
-    file, label, event = source
+def _replay_one(bus: EventBridgeRouter, invoker: _Invoker, source: tuple[Path, str, Any, str | None], *,
+                out: TextIO, slack: SlackStandIn | None, show_json: bool) -> int:
+    """Route one event, invoke each matching handler, show what it posted; return the failures.
+
+    A dead-letter record names the handler that failed: only that one runs again."""
+    file, label, event, failed = source
     print(f"\n{EVENT_RULE}\n{_heading(label, event)}", file=out)
-    handlers = bus.matching(event) if isinstance(event, dict) else []
+    handlers = _handlers_for(bus, invoker, event, failed, out)
     if not handlers:
         print("→ no handler's pattern matches: EventBridge would not invoke the app", file=out)
         return 0
     lines = _demo_lines(file, event)
     if lines is not None:
         seed_log_stream(event, lines)
-    # Every sample event runs with the tail on (only FAILED ones have one), so the demo never
-    # switches "containers"; an event from elsewhere has no stream here, so it runs without.
-    log_tail = _is_sample(file)
+    # Only a seeded stream has a tail to show; any other event runs with the tail off, as the
+    # local stage does, so it never shows a made-up log or a misleading "not found".
+    log_tail = lines is not None
     failures = 0
     for n, name in enumerate(handlers):
         if n:
@@ -376,6 +392,16 @@ def _replay_one(bus: EventBridgeRouter, invoker: _Invoker, source: tuple[Path, s
         else:
             _show_posted(name, slack.messages[seen:], out, show_json)
     return failures
+
+
+def _handlers_for(bus: EventBridgeRouter, invoker: _Invoker, event: Any, failed: str | None,
+                  out: TextIO) -> list[str]:
+    if failed is not None and failed in invoker.handlers:
+        print(f"→ the dead-letter record names {failed}: only it runs again", file=out)
+        return [failed]
+    if failed is not None:
+        print(f"→ the dead-letter record names {failed!r}, which app.py does not have: routing by pattern", file=out)
+    return bus.matching(event) if isinstance(event, dict) else []
 
 
 def replay(paths: list[str], *, out: TextIO | None = None, slack: SlackStandIn | None = None,
