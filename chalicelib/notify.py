@@ -10,6 +10,7 @@ and duration. Never the token, the webhook URL or the message body.
 from __future__ import annotations
 
 import logging
+import reprlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -148,5 +149,6 @@ def _id_for_log(raw: Any) -> str:
     event_id = raw.get("id") if isinstance(raw, Mapping) else None
     if event_id is None or event_id == "":
         return "(no id)"
-    text = event_id if isinstance(event_id, str) else repr(event_id)
+    # reprlib: bounded in depth and length, so a 1,000-deep list cannot raise RecursionError here.
+    text = event_id if isinstance(event_id, str) else reprlib.repr(event_id)
     return text[:_LOGGED_ID_LIMIT]

@@ -22,7 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from app import app
-from chalicelib.composing.messages import build_job_state_message
+from chalicelib.composing.messages import SlackMessage, build_job_state_message
 from chalicelib.core import masking
 from chalicelib.core.config import SlackSettings, load_slack_settings
 from chalicelib.delivering.slack import (
@@ -292,3 +292,35 @@ def test_the_handler_logs_an_html_200_from_a_webhook_as_failed(server, caplog, m
         invoke_failed_handler()
     [line] = outcome_lines(caplog)
     assert line["outcome"] == "failed" and "text/html" in line["reason"] and "hotel" not in line["reason"]
+
+
+# -- found by an outside review ----------------------------------------------------------------------
+
+def test_an_answer_cut_short_of_its_content_length_is_not_a_delivery(server):
+    def broken_off(request, out):  # says 1,000 bytes, sends "ok", closes
+        out.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\nConnection: close\r\n\r\nok")
+
+    server.script(broken_off)
+    error, _ = failure("webhook", server, SLACK_DELIVERY_BUDGET_SECONDS="2")
+    assert "ended before its declared length" in str(error)
+
+
+def test_a_status_line_of_backslashes_cannot_hold_the_invocation(server):
+    # http.client quotes a bad status line whole in its error; the masking must stay linear on it.
+    def backslashes(request, out):
+        out.send(b"X" + b"\\" * 60_000 + b"\r\n\r\n")
+
+    server.script(backslashes)
+    started = time.monotonic()
+    error, _ = failure("bot", server, SLACK_DELIVERY_BUDGET_SECONDS="2", SLACK_REQUEST_TIMEOUT_SECONDS="1")
+    assert time.monotonic() - started < 2 + 1.5
+    assert len(str(error)) < 1000  # the server's text is cut, not quoted whole
+
+
+def test_a_secret_a_job_logged_is_masked_in_the_message_itself(server):
+    # The webhook's path in a log line the tail shows: Slack must never be sent it.
+    line = f"DEBUG http.client: send: b'POST {webhook_path()} HTTP/1.1'"
+    message = SlackMessage(text=f"failed: {line}", blocks=())
+    deliver(message, settings_for("webhook", server))
+    [request] = server.requests
+    assert "W" * 24 not in request.body.decode()

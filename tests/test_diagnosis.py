@@ -462,3 +462,11 @@ def test_a_hint_says_only_what_the_event_shows(j):
         assert (j.max_attempts or 1) <= 1
     if "attempts were used" in finding.hint:
         assert len(j.attempts) >= j.max_attempts > 1
+
+
+def test_an_eks_out_of_memory_hint_names_kubernetes_limits_not_resource_requirements():
+    event = copy.deepcopy(load_event("eks_failed"))
+    event["detail"]["eksAttempts"][-1]["containers"][0].update(exitCode=137, reason="OOMKilled")
+    finding = diagnose(job(event))
+    assert finding is not None and finding.name == "out_of_memory"
+    assert "resources.limits.memory" in finding.hint and "resourceRequirements" not in finding.hint

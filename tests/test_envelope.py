@@ -110,3 +110,16 @@ def test_any_envelope_either_posts_or_logs_one_error(changes, slack: SlackStandI
     assert (posted, len(errors)) in ((1, 0), (0, 1))
     if errors:
         assert errors[0]["outcome"] == "skipped"
+
+
+def test_a_deeply_nested_id_is_logged_and_skipped_not_a_recursion_error(bot, caplog):
+    # json.loads accepts ~1,000 levels; repr() of it recursed past Python's limit in the log line.
+    event = load_event("ec2_failed")
+    nested: list[object] = []
+    for _ in range(1500):
+        nested = [nested]
+    event["id"] = nested
+    invoke("on_job_failed", event)
+    [line] = error_lines(caplog)
+    assert line["outcome"] == "skipped" and len(line["event_id"]) <= 200
+    assert bot.requests == []

@@ -1,6 +1,7 @@
 """The typed event view over the fixture shapes AWS documents, and over broken input."""
 
 import copy
+import json
 import re
 from datetime import timedelta
 from functools import cached_property
@@ -380,6 +381,52 @@ def test_one_failed_message_works_out_the_log_location_once(name):
     tail = fetch_log_tail(job, LogTailSettings(lines=5, timeout=5.0))
     assert tail.lines == (("done",) if job.log_location is not None else ())
     build_failure_message(job, tail).to_dict()
-    # One per container of a multi-container job (its buttons), else one.
-    assert job.log_locations_computed == (len(job.containers) if job.is_multi_container else 1)
+    # One per container of a multi-container job (its buttons), else one; plus one per attempt
+    # the history links (each attempt's own container, in its own log group).
+    buttons = len(job.containers) if job.is_multi_container else 1
+    history = sum(1 for a in job.attempts if a.container.log_stream_name) if len(job.attempts) > 1 else 0
+    assert job.log_locations_computed == buttons + history
     assert job.log_location is job.log_location and job.attempts is job.attempts
+
+
+def two_essential_containers_event():
+    """Containers A then B, both essential, own log groups; B fails (exit 1), ECS stops A (143)."""
+    event = copy.deepcopy(load_event("ecs_multicontainer_failed"))
+    detail = event["detail"]
+    task = detail["ecsProperties"]["taskProperties"][0]
+    last = len(detail["attempts"])
+    task["containers"] = [  # the job's containers carry the last attempt's results
+        {"name": "A", "essential": True, "exitCode": 143, "logStreamName": f"A/a/t{last}",
+         "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/grp/A"}}},
+        {"name": "B", "essential": True, "exitCode": 1, "reason": "boom", "logStreamName": f"B/b/t{last}",
+         "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/grp/B"}}},
+    ]
+    for n, attempt in enumerate(detail["attempts"], 1):
+        attempt["taskProperties"][0]["containers"] = [
+            {"name": "A", "exitCode": 143, "logStreamName": f"A/a/t{n}"},
+            {"name": "B", "exitCode": 1, "reason": "boom", "logStreamName": f"B/b/t{n}"},
+        ]
+    return event
+
+
+def test_the_container_that_failed_on_its_own_speaks_for_the_task_not_the_one_stopped_with_it():
+    job = JobStateChange.from_event(two_essential_containers_event())
+    assert job.exit_code == 1 and job.container_reason == "boom"
+    assert job.log_location is not None and job.log_location.group == "/grp/B"
+
+
+def test_each_attempt_links_its_own_containers_log_group():
+    # Attempt 1 failed in B, the last attempt in A: the job's logs are A's, attempt 1's are B's.
+    event = two_essential_containers_event()
+    first, last = event["detail"]["attempts"][0], event["detail"]["attempts"][-1]
+    first["taskProperties"][0]["containers"][0]["exitCode"] = 0
+    last["taskProperties"][0]["containers"][0].update(exitCode=1, reason="a broke")
+    last["taskProperties"][0]["containers"][1].update(exitCode=143, reason=None)
+    job_containers = event["detail"]["ecsProperties"]["taskProperties"][0]["containers"]
+    job_containers[0].update(exitCode=1, reason="a broke")
+    job_containers[1].update(exitCode=143, reason=None)
+    job = JobStateChange.from_event(event)
+    assert job.log_location is not None and job.log_location.group == "/grp/A"
+    history = json.dumps(build_failure_message(job, None).to_dict())
+    assert "$252Fgrp$252FB/log-events/B$252Fb$252Ft1" in history
+    assert "$252Fgrp$252FA/log-events/B" not in history  # never a stream in another container's group

@@ -246,3 +246,10 @@ def test_the_shipped_local_stage_keeps_the_tail_off(slack, monkeypatch):
     [posted] = slack.messages
     text = json.dumps(posted)
     assert ":bulb: *Out of memory*" in text and ":page_facing_up:" not in text
+
+
+def test_an_attempt_with_an_exit_code_and_a_stream_is_never_said_not_to_have_started():
+    event = load_event("retried_failed")
+    del event["detail"]["attempts"][0]["startedAt"]
+    text = json.dumps(build_failure_message(JobStateChange.from_event(event), None).to_dict())
+    assert "1. exit 137 \\u00b7 duration unknown" in text and "did not start" not in text  # json.dumps escapes ·

@@ -113,9 +113,17 @@ def test_another_log_driver_gives_no_cloudwatch_link(driver):
 
 
 def test_no_stream_means_no_link_and_says_why():
-    j = job(container={"reason": "CannotPullContainerError: nope"}, attempts=[{"container": {}}])
+    j = job(container={"reason": "CannotPullContainerError: nope"}, attempts=[{"container": {}}], status="FAILED",
+            jobName="n", jobQueue="arn:aws:batch:us-east-1:123456789012:job-queue/q", jobDefinition="d:1")
     assert log_location(j) is None
     assert "did not start" in missing_log_link_reason(j)
+
+
+def test_a_truncated_event_is_not_said_to_have_never_started():
+    # A detail of only status and jobId says too little: it is not told "did not start".
+    event = load_event("detail_missing_fields")
+    reason = missing_log_link_reason(JobStateChange.from_event(event))
+    assert reason == "No log stream: the event names none."
 
 
 def test_a_job_with_a_link_needs_no_explanation():

@@ -209,3 +209,34 @@ def test_nothing_registered_leaves_records_alone_and_threads_protect_and_log_saf
         thread.join()
     assert len(masked_logging) == 1 + 8 * 25
     assert all(r.getMessage() == "retrying with ***" for r in masked_logging[1:])
+
+
+def test_a_record_whose_traceback_held_the_secret_carries_no_exception_object():
+    # Lambda's JSON log format writes str(exc_info[1]): only the masked text may remain.
+    masking.protect(FAKE_BOT_TOKEN)
+    masking.install()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("batch_notify.test_exc")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError(f"Invalid header value 'Bearer {FAKE_BOT_TOKEN}'")
+        except ValueError:
+            logger.exception("posting failed")
+    finally:
+        logger.removeHandler(handler)
+    [record] = records
+    assert record.exc_info is None and record.exc_text and FAKE_BOT_TOKEN not in record.exc_text
+
+
+def test_masking_is_linear_on_a_long_run_of_backslashes():
+    # A server can put 60,000 backslashes into an error message: quadratic work would hold the
+    # invocation for minutes. A generous bound: the linear version takes milliseconds.
+    import time
+
+    masking.protect(FAKE_BOT_TOKEN)
+    started = time.perf_counter()
+    masking.mask("X" + "\\" * 60_000 + "%5c" * 10_000)
+    assert time.perf_counter() - started < 2.0

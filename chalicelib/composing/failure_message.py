@@ -27,7 +27,7 @@ from chalicelib.composing.mrkdwn import CONTEXT_TEXT_LIMIT, SECTION_TEXT_LIMIT, 
 from chalicelib.core.config import ConfigError, log_tail_settings
 from chalicelib.deciding.diagnosis import Diagnosis, diagnose
 from chalicelib.reading.event import AttemptView, JobStateChange
-from chalicelib.reading.links import LogLocation, cloudwatch_logs_url
+from chalicelib.reading.links import cloudwatch_logs_url
 from chalicelib.reading.logtail import UNAVAILABLE, LogTail, fetch_log_tail
 
 log = logging.getLogger("batch_notify")
@@ -99,10 +99,8 @@ def _attempt_sections(job: JobStateChange) -> tuple[str, ...]:
     attempts = job.attempts
     if len(attempts) < 2:
         return ()
-    # Each attempt's own stream, in the job's log group and the log's region.
-    location = job.log_location
     first = max(1, len(attempts) - MAX_ATTEMPTS_SHOWN + 1)
-    lines = [_attempt_line(number, attempts[number - 1], location) for number in range(first, len(attempts) + 1)]
+    lines = [_attempt_line(job, number, attempts[number - 1]) for number in range(first, len(attempts) + 1)]
     title = "*Attempt history*" if first == 1 else f"*Attempt history* (last {len(lines)} of {len(attempts)})"
     sections, text = [], title
     for line in lines:
@@ -116,24 +114,34 @@ def _attempt_sections(job: JobStateChange) -> tuple[str, ...]:
     return tuple(sections)
 
 
-def _attempt_line(number: int, attempt: AttemptView, location: LogLocation | None) -> str:
+def _attempt_line(job: JobStateChange, number: int, attempt: AttemptView) -> str:
     exit_code = attempt.container.exit_code
-    started = attempt.started_at is not None
-    duration = (format_duration(attempt.duration) or "still running") if started else "did not start"
+    duration = _attempt_duration(attempt)
     parts = [f"exit {exit_code}" if exit_code is not None else "no exit code", duration]
     reason = attempt.container.reason or attempt.status_reason
     if reason:
         parts.append(safe_mrkdwn(" ".join(reason.split()), ATTEMPT_REASON_LIMIT))
     text = truncate(f"{number}. " + " · ".join(parts), ATTEMPT_TEXT_LIMIT)
-    url = _attempt_log_url(attempt, location)
+    url = _attempt_log_url(job, attempt)
     return f"{text} · <{url}|log>" if url else text
 
 
-def _attempt_log_url(attempt: AttemptView, location: LogLocation | None) -> str | None:
-    stream = attempt.container.log_stream_name
-    if location is None or stream is None:
+def _attempt_duration(attempt: AttemptView) -> str:
+    if attempt.started_at is not None:
+        return format_duration(attempt.duration) or "still running"
+    # An exit code or a log stream means a container ran, whatever startedAt says.
+    ran = attempt.container.exit_code is not None or attempt.container.log_stream_name is not None
+    return "duration unknown" if ran else "did not start"
+
+
+def _attempt_log_url(job: JobStateChange, attempt: AttemptView) -> str | None:
+    # The attempt's own container, in its own log group and region (containers can differ).
+    if attempt.container.log_stream_name is None:
         return None
-    url = cloudwatch_logs_url(LogLocation(region=location.region, group=location.group, stream=stream))
+    location = job.log_location_of(attempt.container)
+    if location is None:
+        return None
+    url = cloudwatch_logs_url(location)
     # The URL is ours (encoded, region checked), so it holds no '|' or '>'; escape '&' anyway.
     return escape(url) if url and len(url) <= ATTEMPT_URL_LIMIT else None
 

@@ -161,6 +161,11 @@ def _out_of_memory(job: JobStateChange) -> bool:
 def _out_of_memory_hint(job: JobStateChange) -> str:
     # The exit code is quoted only when the event has it (Fargate's OOM kills may carry none).
     killed = "killed (exit 137)" if job.exit_code == 137 else "killed"
+    if job.platform == "EKS":
+        # EKS job definitions size a pod's containers in Kubernetes terms, not resourceRequirements.
+        return (f"The container used more memory than its limit and was {killed}: raise its "
+                "resources.limits.memory (and requests.memory) in the job definition's "
+                "eksProperties.podProperties.containers, or make the job use less.")
     return (f"The container used more memory than it was given and was {killed}: raise MEMORY in the job "
             "definition's resourceRequirements (or at submit), or make the job use less.")
 

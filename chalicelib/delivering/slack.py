@@ -137,7 +137,8 @@ class Slack:
         call = Call(BoundedTransport(request_timeout=settings.request_timeout,
                                      budget_seconds=settings.delivery_budget), settings.request_timeout)
         session = _Session(settings, secret, call)
-        payload = message.to_dict()
+        # A job may log the very webhook or token the app posts with: never into the channel.
+        payload = _masked(message.to_dict())
         try:
             try:
                 ref = send(session, payload)
@@ -146,7 +147,8 @@ class Slack:
                     raise
                 log.warning(json.dumps({"warning": "Slack rejected the message; sending it once as plain text",
                                         "code": error.code, "payload_bytes": len(json.dumps(payload).encode())}))
-                ref = send(session, {"text": f"{message.text}\n_(Slack rejected the full message: {error.code})_"})
+                text = masking.mask(message.text)
+                ref = send(session, {"text": f"{text}\n_(Slack rejected the full message: {error.code})_"})
         except DeliveryError as error:
             raise type(error)(masking.mask(f"{error}{call.account()}"), error.code) from None
         except RedirectRefused as error:
@@ -159,7 +161,7 @@ class Slack:
         except Exception as error:  # connection refused, timeouts... after retries
             raise DeliveryError(masking.mask(
                 f"could not reach Slack after {call.transport.attempts} attempt(s): {type(error).__name__}: "
-                f"{error}{call.account()}")) from None
+                f"{_short(error)}{call.account()}")) from None
         return Delivery(attempts=call.transport.attempts, seconds=time.monotonic() - call.started, ref=ref)
 
 
@@ -250,3 +252,23 @@ def _is_api_answer(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(data, dict) and isinstance(data.get("ok"), bool)
+
+
+# An exception's text can be the server's (http.client quotes a bad status line whole): cut it.
+_ERROR_TEXT_LIMIT = 200
+
+
+def _short(error: BaseException) -> str:
+    text = str(error)
+    return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + f"… ({len(text)} characters)"
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (a JSON payload) with the configured secrets masked in every string."""
+    if isinstance(value, str):
+        return masking.mask(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value

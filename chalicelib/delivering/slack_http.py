@@ -287,6 +287,9 @@ class BoundedTransport:
             size += len(chunk)
         if size > self.max_answer_bytes:
             raise AnswerTooLarge(status, response.length, self.max_answer_bytes)
+        if response.length:  # http.client's remainder of a declared Content-Length: it broke off
+            what = describe(status, response.getheader("Content-Type"), size)
+            raise UnacceptableAnswer(f"the server's answer ({what}) ended before its declared length")
         body = b"".join(chunks)
         if not 200 <= status < 300:
             # slack-sdk decodes an error body with the declared charset and no error handler:

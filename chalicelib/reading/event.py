@@ -188,6 +188,9 @@ def _task_containers(task_properties: Any) -> Iterator[Mapping[str, Any]]:
                 yield container
 
 
+_STOPPED_WITH_THE_TASK = (137, 143)
+
+
 def principal_container(containers: Sequence[ContainerView]) -> ContainerView | None:
     """The container that speaks for a task: the first essential one that failed, else the first
     essential one, else the first that failed, else the first.
@@ -197,11 +200,11 @@ def principal_container(containers: Sequence[ContainerView]) -> ContainerView | 
     """
     essential = [c for c in containers if c.essential]
     for group in (essential, list(containers)):
-        for container in group:
-            if container.failed:
-                return container
-        if group:
-            return group[0]
+        failed = [c for c in group if c.failed]
+        # When one essential container fails, ECS stops the task and the others exit 143 (SIGTERM)
+        # or 137 (SIGKILL): the one that failed on its own speaks for the task.
+        for container in (*[c for c in failed if c.exit_code not in _STOPPED_WITH_THE_TASK], *failed, *group):
+            return container
     return None
 
 

@@ -154,7 +154,9 @@ def _missing_log_link_reason(job: JobStateChange) -> str:
     if job.log_stream_name is None:
         # Only a job that never ran is said not to have started: one that ran and names no
         # stream (a truncated event, a newer shape) is described as just that.
-        if not job.ever_started:
-            return "No log stream: the job did not start a container."
-        return "No log stream: the event names none for the container that ran."
+        if job.ever_started:
+            return "No log stream: the event names none for the container that ran."
+        if job.missing_fields():  # a truncated event says too little to tell
+            return "No log stream: the event names none."
+        return "No log stream: the job did not start a container."
     return "No CloudWatch Logs link: the event's region is not one the console knows."
