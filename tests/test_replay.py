@@ -151,3 +151,13 @@ def test_fields_too_long_for_two_columns_go_one_per_line(long_side):
     lines = replay.render({"blocks": [{"type": "section", "fields": fields}]}).splitlines()
     assert lines == [f"  Job definition: {fields[0]['text'].split(chr(10))[1]}",
                      f"  Job queue: {fields[1]['text'].split(chr(10))[1]}"]
+
+
+def test_an_empty_dump_replays_nothing_and_a_broken_one_says_which_file(monkeypatch, tmp_path):
+    empty, broken = tmp_path / "empty.json", tmp_path / "broken.json"
+    empty.write_text("")  # what `aws sqs receive-message` prints for an empty queue
+    broken.write_text("{not json")
+    _, failures, messages = run_replay(monkeypatch, [empty])
+    assert failures == 0 and messages == []
+    with pytest.raises(SystemExit, match=r"broken\.json: not JSON"):
+        run_replay(monkeypatch, [broken])

@@ -174,7 +174,14 @@ def _sources(paths: list[str]) -> Iterator[tuple[Path, str, Any, str | None]]:
     for path in map(Path, paths):
         files = sorted(path.glob("*.json")) if path.is_dir() else [path]
         for file in files:
-            data = json.loads(file.read_text())
+            text = file.read_text()
+            if not text.strip():  # `aws sqs receive-message` prints nothing for an empty queue
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as error:
+                raise SystemExit(f"{file}: not JSON ({error}): give event files, lists of events, or "
+                                 "`aws sqs receive-message` output") from None
             if isinstance(data, dict) and isinstance(data.get("Messages"), list):
                 data = data["Messages"]
             items = data if isinstance(data, list) else [data]
