@@ -13,6 +13,7 @@ import json
 import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any
 
 import pytest
@@ -21,10 +22,12 @@ from chalice.test import Client
 
 import app as app_module
 from app import app
-from chalicelib.core.config import ConfigError, load_scheduled_settings
+from chalicelib.composing.messages import SlackMessage
+from chalicelib.core.config import ConfigError, load_scheduled_settings, slack_settings
 from chalicelib.deciding.routing import parse_route_table
 from chalicelib.reading.batch_api import JobListing, JobSummary, list_jobs, scheduled_time
 from chalicelib.reading.patterns import sweep_schedule
+from chalicelib.scheduled.posting import post_each
 from chalicelib.scheduled.stuck import (
     MAX_JOBS_SHOWN,
     STUCK,
@@ -38,7 +41,7 @@ from chalicelib.scheduled.stuck import (
 )
 from tests.batch_stub import api_job, api_queue, log_lines, scheduled_event, write_routes
 from tests.conftest import TEST_CHANNEL
-from tools.slack_standin import SlackStandIn, block_kit_errors
+from tools.slack_standin import Reply, SlackStandIn, block_kit_errors
 
 UTC = UTC
 REGION = "us-east-1"
@@ -491,3 +494,29 @@ def test_when_every_report_fails_the_sweep_raises_naming_the_unlisted_queues_too
     with pytest.raises(RuntimeError, match=r"1 report\(s\) not posted, none posted, 1 of 2 queue\(s\) not listed"):
         sweep()
     assert bot.messages == []
+
+
+# -- the invocation's own deadline (Lambda kills a run at lambda_timeout) -----------------------------
+
+def test_on_lambda_a_run_posts_only_what_fits_before_the_invocation_ends(batch, bot, caplog, monkeypatch):
+    # chalice.test hands a 3 s context: on Lambda (AWS_LAMBDA_FUNCTION_NAME set) that leaves no
+    # time after the margin, so nothing starts that Lambda could cut off half-posted.
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "batch-notify-dev-on_stuck_job_sweep")
+    monkeypatch.setenv("STUCK_QUEUES", "a-queue")
+    batch.waiting("a-queue", runnable=[api_job("a-1", "a", "RUNNABLE", AT - T)])
+    with pytest.raises(RuntimeError, match="1 report\\(s\\) not posted, none posted"):
+        invoke("on_stuck_job_sweep", "2024-05-13T09:15:00Z")
+    assert bot.requests == []
+    [failed] = [line for line in log_lines(caplog) if line.get("outcome") == "failed"]
+    assert "s left of the invocation's time" in failed["reason"]
+
+
+def test_each_scheduled_delivery_is_cut_to_the_time_the_invocation_has_left(bot, monkeypatch):
+    monkeypatch.setenv("SLACK_DELIVERY_BUDGET_SECONDS", "20")
+    bot.script(*[Reply(status=429, headers={"Retry-After": "1"})] * 30)
+    message = SlackMessage(text="report", blocks=())
+    started = monotonic()
+    posted, failed = post_each([({"sweep": "stuck"}, lambda: message, None)] * 2, slack_settings(),
+                               deadline=started + 3.0)
+    assert (posted, failed) == (0, 2)
+    assert monotonic() - started < 3.0 + 1.5  # not 2 x 20 s of budget
