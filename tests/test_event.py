@@ -430,3 +430,18 @@ def test_each_attempt_links_its_own_containers_log_group():
     history = json.dumps(build_failure_message(job, None).to_dict())
     assert "$252Fgrp$252FB/log-events/B$252Fb$252Ft1" in history
     assert "$252Fgrp$252FA/log-events/B" not in history  # never a stream in another container's group
+
+
+def test_a_forged_event_of_thousands_of_containers_builds_in_linear_time():
+    # AWS allows 10 containers; a hand-made direct invoke can send 8,000 in the job and in an
+    # attempt. Looking each one up by name in the attempt must not be containers x containers.
+    import time
+
+    event = copy.deepcopy(load_event("ecs_multicontainer_failed"))
+    names = [f"c{i}" for i in range(8000)]
+    event["detail"]["ecsProperties"]["taskProperties"][0]["containers"] = [{"name": n} for n in names]
+    event["detail"]["attempts"] = [{"taskProperties": [{"containers": [
+        {"name": n, "exitCode": 1, "logStreamName": f"s/{n}"} for n in names]}]}]
+    started = time.perf_counter()
+    build_failure_message(JobStateChange.from_event(event), None).to_dict()
+    assert time.perf_counter() - started < 5.0  # quadratic: minutes; linear: well under a second

@@ -96,8 +96,6 @@ def _arn_resource_name(arn: str | None) -> str | None:
     return arn.rsplit("/", 1)[-1] or None
 
 
-def _named(containers: Sequence[ContainerView], name: str) -> ContainerView | None:
-    return next((c for c in containers if c.name == name), None)
 
 
 def _span(start: datetime | None, stop: datetime | None) -> timedelta | None:
@@ -231,6 +229,16 @@ class AttemptView:
         # EKS attempts list their pod's containers directly.
         raw += [c for c in _sequence(self._raw.get("containers")) if isinstance(c, Mapping)]
         return tuple(ContainerView(c, self._definition_of(as_text(c.get("name")))) for c in raw)
+
+    @cached_property
+    def containers_by_name(self) -> Mapping[str, ContainerView]:
+        """The attempt's named containers by name (the first of a name): looked up once per
+        container of the job, so a forged event of thousands of them stays linear."""
+        named: dict[str, ContainerView] = {}
+        for container in self.containers:
+            if container.name is not None:
+                named.setdefault(container.name, container)
+        return named
 
     def _definition_of(self, name: str | None) -> Mapping[str, Any]:
         return self._definitions.get(name, _EMPTY) if name is not None else _EMPTY
@@ -610,7 +618,7 @@ class JobStateChange:
             return container
         name = container.name if container is not None else None
         for attempt in reversed(self.attempts):
-            candidate = attempt.container if name is None else _named(attempt.containers, name)
+            candidate = attempt.container if name is None else attempt.containers_by_name.get(name)
             if candidate is not None and candidate.log_stream_name:
                 return candidate
         return None
