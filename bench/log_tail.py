@@ -38,6 +38,7 @@ from moto import mock_aws  # noqa: E402
 
 from chalicelib.composing.failure_message import build_failure_message  # noqa: E402
 from chalicelib.composing.messages import build_job_state_message  # noqa: E402
+from chalicelib.core import config  # noqa: E402
 from chalicelib.core.config import LogTailSettings  # noqa: E402
 from chalicelib.reading import logtail  # noqa: E402
 from chalicelib.reading.event import JobStateChange  # noqa: E402
@@ -101,7 +102,7 @@ def main() -> None:
     settings = LogTailSettings(lines=args.lines, timeout=2.0)
     jobs = failed_jobs()
     with mock_aws():
-        logtail.reset()
+        config.reset()
         seed_streams(jobs, args.lines)
         regions = sorted({loc.region for _, job in jobs if (loc := log_location(job)) is not None})
         cold = []
@@ -126,7 +127,7 @@ def main() -> None:
         print(f"medians of {args.repeat} warm runs, {args.lines} lines asked for; moto in process (no network)")
         print(f"one-off logs client creation per container and region ({len(regions)} regions): "
               f"median {statistics.median(cold):.1f} ms, first {cold[0]:.1f} ms")
-        logtail.reset()
+        config.reset()
 
 
 if __name__ == "__main__":

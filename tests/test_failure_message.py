@@ -20,8 +20,7 @@ from slack_sdk.models.blocks import ActionsBlock, ContextBlock
 from app import app
 from chalicelib.composing.failure_message import LOG_LINE_LIMIT, build_failure_message, describe_failure
 from chalicelib.composing.messages import build_job_state_message
-from chalicelib.core import clients
-from chalicelib.reading import logtail
+from chalicelib.core import clients, config
 from chalicelib.reading.event import JobStateChange
 from chalicelib.reading.logtail import MAX_LINE_SCAN, LogTail
 from tests.conftest import NoCalls, event_names, load_event
@@ -217,7 +216,7 @@ def _project_with_local_tail(tmp_path, lines):
 @mock_aws
 def test_the_failed_handler_posts_the_tail(slack, monkeypatch, tmp_path):
     monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.webhook_url)
-    logtail.reset()
+    config.reset()
     logs = boto3.client("logs", region_name="us-east-1")
     logs.create_log_group(logGroupName="/aws/batch/job")
     stream = "nightly-etl/default/abeb2b9a53a1dc5d73f28f5ae029cd0c"
@@ -235,7 +234,7 @@ def test_the_failed_handler_posts_the_tail(slack, monkeypatch, tmp_path):
     assert "loading 2024-05-13 into warehouse (password=[masked])" in text and "hunter2" not in json.dumps(posted)
     assert text.endswith("psycopg2.OperationalError: could not connect to server: Connection refused\n```")
     assert block_kit_errors(posted["blocks"]) == []
-    logtail.reset()
+    config.reset()
 
 
 def test_the_shipped_local_stage_keeps_the_tail_off(slack, monkeypatch):

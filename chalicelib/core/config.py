@@ -12,7 +12,6 @@ settings one way: set the environment, then ``reset()``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -424,17 +423,3 @@ def scheduled_settings() -> ScheduledSettings:
 def log_level() -> int:
     """The log level of this container (``settings().log_level``)."""
     return settings().log_level
-
-
-def setting(read: Callable[[], T]) -> Callable[[], T]:
-    """Decorator for a zero-argument settings reader in another module: a section of the tree,
-    read once per container and forgotten by :func:`reset`. (Kept for ``deciding/dedup.py``;
-    new code passes a loader to :meth:`Settings.section`.)"""
-    def load(_: Settings) -> T:
-        return read()
-
-    @functools.wraps(read)
-    def cached() -> T:
-        return settings().section(load)
-
-    return cached

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.core import config
 from chalicelib.core.aws_errors import classify_aws_error, describe_aws_error
 from chalicelib.core.clients import ClientConfig, client
 from chalicelib.core.config import LogTailSettings
@@ -128,9 +127,3 @@ def _describe_error(error: BaseException) -> str:
         return "log stream not found" if "stream" in failure.message.lower() else "log group or stream not found"
     # No fix appended: the note sits in the message's context line (the README names the policy).
     return describe_aws_error(error, service="CloudWatch Logs", action="logs:GetLogEvents", fixes={})
-
-
-def reset() -> None:
-    """Forget the clients, with the rest of the settings tree (kept for bench/log_tail.py and the
-    tests; a later change can call ``chalicelib.core.config.reset()`` instead)."""
-    config.reset()
