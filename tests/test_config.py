@@ -217,19 +217,6 @@ def test_the_tree_never_shows_the_environment():
         tree.env["SLACK_CHANNEL"] = "C2"  # read-only
 
 
-def test_the_old_setting_decorator_is_a_section_of_the_tree():
-    calls = []
-
-    @config.setting
-    def reader():
-        calls.append(1)
-        return len(calls)
-
-    assert (reader(), reader()) == (1, 1)
-    config.reset()
-    assert reader() == 2
-
-
 # -- AWS clients (core/clients.py) -----------------------------------------------------------------
 CFG = clients.ClientConfig(connect_timeout=2, read_timeout=3, attempts=2)
 
