@@ -18,10 +18,16 @@ from typing import Any, Literal
 
 from chalicelib.composing.messages import SlackMessage, with_mentions
 from chalicelib.core.config import slack_settings
+from chalicelib.core.deadline import invocation_deadline
 from chalicelib.core.logline import log_line
+from chalicelib.core.state_table import state_table
 from chalicelib.deciding import dedup
+from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.routing import SINGLE_CHANNEL, Decision, route_table, routing_status
-from chalicelib.delivering.slack import DeliveryReceipt, deliver
+from chalicelib.deciding.storms import grouping_for
+from chalicelib.delivering.conversation import Conversation, Conversed, converse
+from chalicelib.delivering.pacing import configured_intervals, table_pacer
+from chalicelib.delivering.slack import DeliveryReceipt, Slack, deliver
 from chalicelib.reading.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
@@ -40,6 +46,8 @@ class _Ending:
     reason: str | None = None
     slack_attempts: int | None = None
     dedup: str | None = None
+    # Conversation mode: what the event did to its job's conversation (posted, updated, grouped).
+    conversation: str | None = None
 
 
 def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANGE) -> Outcome:
@@ -59,7 +67,7 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
         return "skipped"
     identity = _identity(job)
     try:
-        ending = _route_and_post(job, build)
+        ending = _route_and_post(job, build, _deadline(event))
     except Exception as error:
         # One searchable line naming the event; Lambda logs the traceback and retries.
         _log_ending(identity, _Ending("failed", logging.ERROR, reason=f"{type(error).__name__}: {error}"), started)
@@ -88,19 +96,42 @@ def decide(job: JobStateChange) -> Decision:
     return table.decide(job.job_queue_name, job.job_name, routing_status(job))
 
 
-def _route_and_post(job: JobStateChange, build: MessageBuilder) -> _Ending:
+def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float) -> _Ending:
     """Route, build, claim, deliver, record: the steps after parsing; raises what should be retried."""
     decision = decide(job)
     if not decision.post:
         return _Ending("skipped", route=decision.route, reason=decision.reason)
-    message = with_mentions(build(job), decision.mentions)
+    message = build(job)
     # Claimed last, just before posting, so a claim is held for as short a time as possible.
     # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
     claim = dedup.claim(job.event_id or "")
     if not claim.should_post:
         return _Ending("skipped", route=decision.route, reason=DUPLICATE)
-    receipt = _deliver_claimed(message, decision, claim)
+    if conversation_mode().on:
+        conversed = _converse_claimed(job, message, decision, claim, deadline)
+        if conversed.outcome == "skipped":
+            _release_quietly(claim)  # nothing was posted for this event: a retry may decide again
+            return _Ending("skipped", route=decision.route, reason=conversed.reason)
+        return _Ending("posted", route=decision.route, reason=conversed.reason, slack_attempts=conversed.slack_attempts,
+                       dedup=_record_posted(claim), conversation=conversed.outcome)
+    receipt = _deliver_claimed(with_mentions(message, decision.mentions), decision, claim)
     return _Ending("posted", route=decision.route, slack_attempts=receipt.attempts, dedup=_record_posted(claim))
+
+
+def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Decision, claim: dedup.Claim,
+                      deadline: float) -> Conversed:
+    """The event in its job's conversation; when that fails, free the claim so Lambda's retry can, and raise."""
+    slack = slack_settings()
+    table = state_table()
+    assert table is not None  # conversation_mode() is on only with a table
+    paced = Slack(slack, pacer=table_pacer(table, intervals=configured_intervals()))
+    conversation = Conversation(slack=paced, table=table, channel=decision.channel or slack.channel or "",
+                                mentions=decision.mentions, grouping=grouping_for(decision))
+    try:
+        return converse(job, message, conversation, deadline=deadline)
+    except Exception:
+        _release_quietly(claim)
+        raise
 
 
 def _deliver_claimed(message: SlackMessage, decision: Decision, claim: dedup.Claim) -> DeliveryReceipt:
@@ -138,7 +169,18 @@ def _log_ending(identity: Mapping[str, Any], ending: _Ending, started: float) ->
     """The event's one log line. A skip is not timed: only posting and failing cost time worth reading."""
     duration = None if ending.outcome == "skipped" else round((time.monotonic() - started) * 1000)
     log_line(ending.level, **identity, route=ending.route, outcome=ending.outcome, reason=ending.reason,
-             slack_attempts=ending.slack_attempts, duration_ms=duration, dedup=ending.dedup)
+             slack_attempts=ending.slack_attempts, duration_ms=duration, dedup=ending.dedup,
+             conversation=ending.conversation)
+
+
+# Off Lambda (chalice.test, the demo, the benches) no context says how long is left: as on the
+# deployed stages (lambda_timeout 60 s), less the margin.
+DEFAULT_INVOCATION_SECONDS = 57.0
+
+
+def _deadline(event: Any) -> float:
+    found = invocation_deadline(event)
+    return time.monotonic() + DEFAULT_INVOCATION_SECONDS if found is None else found
 
 
 # An id from a rejected envelope is shown for searching, never trusted: bounded, any type.

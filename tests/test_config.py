@@ -146,7 +146,8 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     policy = json.loads((ROOT / ".chalice" / config["stages"][stage]["iam_policy_file"]).read_text())
     actions = {a for st in policy["Statement"] for a in st["Action"]}
     assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
-                       "logs:GetLogEvents", "batch:ListJobs", "batch:DescribeJobQueues"}
+                       "logs:GetLogEvents", "batch:ListJobs", "batch:DescribeJobQueues",
+                       "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     ssm = [st for st in policy["Statement"] if st["Action"] == ["ssm:GetParameter"]]
     parameter = load_slack_settings(env).secret.parameter
     assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}"]

@@ -1,14 +1,16 @@
-"""Idempotency with a DynamoDB table (moto): one post per event id, however often it arrives.
+"""Idempotency with the state table (moto): one post per event id, however often it arrives.
 
 Time is a fake clock passed to claim() and mark_posted() (claims hold epoch seconds, and
 claim()'s wait sleeps on it), so lease and TTL expiry are tested without waiting. "Another
 invocation" is a second claim() call: the table, not the process, decides who owns an event,
-and each invocation keeps its own Claim value.
+and each invocation keeps its own Claim value. A claim is the state table's item
+``event#<event id>`` (chalicelib/core/state_table.py; the table itself: tests/test_state_table.py).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,15 +18,18 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.core import clients, config
+from chalicelib.core import clients, config, state_table
 from chalicelib.core.config import ConfigError
+from chalicelib.core.state_table import StateError, StateSettings
 from chalicelib.deciding import dedup
 from chalicelib.deciding.dedup import Claim, ClaimHeld, DedupError, release
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = "batch-notify-test-dedup"
+TABLE = "batch-notify-test-state"
 EVENT = "c6f2a3a8-0b4e-4f0e-9a57-2d4c1a0e5b11"
 START = 1_760_000_000.0
 DAY = 86400
@@ -75,22 +80,29 @@ def mark_posted(held: Claim) -> None:
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Iterator[Any]:
-    """The dedup table as the README creates it, with NOTIFY_DEDUP_TABLE naming it."""
+    """The state table as the README creates it, with NOTIFY_STATE_TABLE naming it."""
     with mock_aws():
-        client = boto3.client("dynamodb")
-        client.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                            KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
-                            AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}])
-        client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": "expires_at"})
-        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", TABLE)
+        client = create_state_table(TABLE)
+        monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
         config.reset()
         yield client
 
 
+def create_state_table(name: str) -> Any:
+    client = boto3.client("dynamodb")
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})
+    return client
+
+
 def item(client: Any, event_id: str = EVENT) -> dict[str, Any]:
-    raw = client.get_item(TableName=TABLE, Key={"event_id": {"S": event_id}}, ConsistentRead=True).get("Item", {})
-    return {k: (int(v["N"]) if "N" in v else v["S"]) for k, v in raw.items()}
+    """The event's item, read with the raw client (not the code under test), without its pk."""
+    raw = client.get_item(TableName=TABLE, Key={"pk": {"S": f"event#{event_id}"}},
+                          ConsistentRead=True).get("Item", {})
+    return {k: (int(v["N"]) if "N" in v else v["S"]) for k, v in raw.items() if k != "pk"}
 
 
 def another_invocation() -> bool:
@@ -112,7 +124,8 @@ def test_first_claim_wins_and_holds_a_lease(table, clock):
 
 def test_a_second_delivery_of_a_posted_event_is_skipped(table, clock):
     mark_posted(claim(EVENT))
-    assert item(table) == {"event_id": EVENT, "state": "posted", "posted_at": START, "expires_at": START + 7 * DAY}
+    assert item(table) == {"state": "posted", "posted_at": START, "expires_at": START + 7 * DAY}
+    assert table.scan(TableName=TABLE)["Items"][0]["pk"] == {"S": f"event#{EVENT}"}
     assert claim(EVENT) == Claim(EVENT, owner=None, should_post=False)  # holds nothing: nothing to release
     assert another_invocation() is False
     assert clock.sleeps == 0  # a posted event is decided at once
@@ -189,8 +202,84 @@ def test_an_event_without_an_id_is_posted_without_a_claim(table, clock):
     assert table.scan(TableName=TABLE)["Items"] == []
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event_id=st.text(min_size=1, max_size=200))
+def test_any_event_id_is_claimed_posted_and_then_skipped_under_its_own_key(table, clock, event_id):
+    held = claim(event_id)
+    assert held.should_post and held.held
+    mark_posted(held)
+    assert claim(event_id, wait_seconds=0) == Claim(event_id, should_post=False)
+    assert item(table, event_id)["state"] == "posted"
+    # Cleaned up by hand, so an id hypothesis tries again starts from an empty table.
+    table.delete_item(TableName=TABLE, Key={"pk": {"S": f"event#{event_id}"}})
+
+
+def test_other_kinds_of_state_with_the_same_id_do_not_collide(table, clock):
+    # The same string under another kind's prefix (a job, a group) is another item.
+    for other in (f"job#{EVENT}", EVENT, f"group#{EVENT}"):
+        table.put_item(TableName=TABLE, Item={"pk": {"S": other}, "state": {"S": "posted"}})
+    assert posts(EVENT)
+
+
+def test_an_event_item_in_an_unknown_state_is_an_error_not_a_guess(table, clock):
+    table.put_item(TableName=TABLE, Item={"pk": {"S": f"event#{EVENT}"}, "state": {"S": "snoozed"},
+                                          "expires_at": {"N": str(int(START) + DAY)}})
+    with pytest.raises(DedupError, match=rf"'{TABLE}' \(NOTIFY_STATE_TABLE\) holds an item event#{EVENT} "
+                                         r"with state 'snoozed': is the table used by something else"):
+        claim(EVENT)
+
+
+class _Atomic:
+    """The DynamoDB client with each call under one lock: DynamoDB applies each conditional
+    write atomically, moto does not (attributes such as ``meta`` pass through)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if not callable(found):
+            return found
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return found(*args, **kwargs)
+        return locked
+
+
+def test_concurrent_invocations_post_an_event_once(table):
+    # Eight containers receive the same event at once (real threads, the real clock, no patience).
+    outcomes: list[str] = []
+
+    def invocation() -> None:
+        try:
+            held = dedup.claim(EVENT, wait_seconds=0)
+        except ClaimHeld:
+            outcomes.append("retried later")
+            return
+        if held.should_post:
+            outcomes.append("posted")
+            dedup.mark_posted(held)
+        else:
+            outcomes.append("skipped")
+
+    with clients.use_client("dynamodb", _Atomic(boto3.client("dynamodb"))):
+        threads = [threading.Thread(target=invocation) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert dedup.claim(EVENT, wait_seconds=0).should_post is False  # and once posted, never again
+    assert len(outcomes) == 8 and outcomes.count("posted") == 1
+
+
+def test_callers_catch_one_class_for_every_state_table_error():
+    assert DedupError is StateError
+    assert issubclass(ClaimHeld, StateError)
+
+
 def test_ttl_and_lease_come_from_the_environment(table, clock, monkeypatch):
-    monkeypatch.setenv("NOTIFY_DEDUP_TTL_DAYS", "1.5")
+    monkeypatch.setenv("NOTIFY_STATE_TTL_DAYS", "1.5")
     monkeypatch.setenv("NOTIFY_DEDUP_LEASE_SECONDS", "90")
     config.reset()
     held = claim(EVENT)
@@ -201,12 +290,14 @@ def test_ttl_and_lease_come_from_the_environment(table, clock, monkeypatch):
 
 def test_the_code_calls_only_the_actions_the_policy_grants(table, clock):
     calls: list[str] = []
-    dedup.dynamodb_client().meta.events.register("before-call.dynamodb",
-                                                 lambda model, **_: calls.append(model.name))
+    state_table.dynamodb_client().meta.events.register("before-call.dynamodb",
+                                                       lambda model, **_: calls.append(model.name))
     release(claim(EVENT))
     mark_posted(claim(EVENT))
     assert posts(EVENT) is False
-    assert {f"dynamodb:{name}" for name in calls} == set(dedup.IAM_ACTIONS)
+    # Claims need no read: two of the state table's actions, all within what the policies grant.
+    assert {f"dynamodb:{name}" for name in calls} == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert set(state_table.IAM_ACTIONS) >= {f"dynamodb:{name}" for name in calls}
 
 
 def test_the_system_clock_is_the_default():
@@ -218,9 +309,9 @@ def test_the_system_clock_is_the_default():
 
 def test_a_missing_table_is_an_error_naming_it(clock, monkeypatch):
     with mock_aws():
-        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "no-such-table")
+        monkeypatch.setenv("NOTIFY_STATE_TABLE", "no-such-table")
         config.reset()
-        missing = r"'no-such-table' \(NOTIFY_DEDUP_TABLE\): ResourceNotFoundException: it does not exist in us-east-1"
+        missing = r"'no-such-table' \(NOTIFY_STATE_TABLE\): ResourceNotFoundException: it does not exist in us-east-1"
         with pytest.raises(DedupError, match=missing):
             claim(EVENT)
 
@@ -231,9 +322,9 @@ def test_a_table_with_another_key_is_an_error_saying_what_key(clock, monkeypatch
             TableName="wrong-key", BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
-        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "wrong-key")
+        monkeypatch.setenv("NOTIFY_STATE_TABLE", "wrong-key")
         config.reset()
-        with pytest.raises(DedupError, match=r"'wrong-key'.*partition key must be event_id"):
+        with pytest.raises(DedupError, match=r"'wrong-key'.*partition key must be pk"):
             claim(EVENT)
 
 
@@ -246,13 +337,13 @@ def _answer(code: str, operation: str = "PutItem") -> Callable[..., None]:
 
 
 @pytest.mark.parametrize("code, expected", [
-    ("AccessDeniedException", "in DynamoDB table 'batch-notify-test-dedup' .*: access denied: not allowed to call "
+    ("AccessDeniedException", "in DynamoDB table 'batch-notify-test-state' .*: access denied: not allowed to call "
                               "dynamodb:PutItem"),
     ("ProvisionedThroughputExceededException", "throttled by DynamoDB; raising so Lambda retries"),
     ("InternalServerError", "DynamoDB answered InternalServerError; raising so Lambda retries"),
 ])
 def test_dynamodb_errors_on_claim_raise_naming_the_table(table, clock, code, expected):
-    dedup.dynamodb_client().meta.events.register("before-call.dynamodb.PutItem", _answer(code))
+    state_table.dynamodb_client().meta.events.register("before-call.dynamodb.PutItem", _answer(code))
     with pytest.raises(DedupError, match=expected) as error:
         claim(EVENT)
     assert not isinstance(error.value, ClaimHeld)
@@ -260,22 +351,22 @@ def test_dynamodb_errors_on_claim_raise_naming_the_table(table, clock, code, exp
 
 def test_mark_posted_and_release_errors_raise_dedup_errors(table, clock):
     held, other = claim(EVENT), claim("other")
-    client = dedup.dynamodb_client()
+    client = state_table.dynamodb_client()
     client.meta.events.register("before-call.dynamodb.PutItem", _answer("InternalServerError"))
     client.meta.events.register("before-call.dynamodb.DeleteItem", _answer("InternalServerError", "DeleteItem"))
-    with pytest.raises(DedupError, match=r"record event .* as posted"):
+    with pytest.raises(DedupError, match=f"could not write event#{EVENT} in DynamoDB table '{TABLE}'"):
         mark_posted(held)
-    with pytest.raises(DedupError, match="release the claim on event other"):
+    with pytest.raises(DedupError, match="could not delete event#other in DynamoDB table"):
         release(other)
 
 
 def test_an_unreachable_dynamodb_fails_fast_naming_the_table(clock, monkeypatch):
     # Nothing listens on port 9: connection refused at once, then botocore's short retries.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("NOTIFY_DEDUP_TABLE", TABLE)
+    monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
     config.reset()
     started = time.monotonic()
-    expected = f"could not reach DynamoDB to claim event {EVENT} in DynamoDB table '{TABLE}'"
+    expected = f"could not reach DynamoDB to write event#{EVENT} in DynamoDB table '{TABLE}'"
     with pytest.raises(DedupError, match=expected):
         claim(EVENT)
     assert time.monotonic() - started < 15
@@ -295,30 +386,52 @@ def test_without_a_table_nothing_reaches_aws(clock, monkeypatch):
 
 
 @pytest.mark.parametrize("env, variable", [
-    ({"NOTIFY_DEDUP_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/t"}, "NOTIFY_DEDUP_TABLE"),
-    ({"NOTIFY_DEDUP_TABLE": "ab"}, "NOTIFY_DEDUP_TABLE"),
-    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_TTL_DAYS": "a week"}, "NOTIFY_DEDUP_TTL_DAYS"),
-    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_TTL_DAYS": "0"}, "NOTIFY_DEDUP_TTL_DAYS"),
-    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_TTL_DAYS": "nan"}, "NOTIFY_DEDUP_TTL_DAYS"),
-    ({"NOTIFY_DEDUP_TABLE": "t1t", "NOTIFY_DEDUP_LEASE_SECONDS": "1000"}, "NOTIFY_DEDUP_LEASE_SECONDS"),
+    ({"NOTIFY_STATE_TABLE": "arn:aws:dynamodb:us-east-1:123456789012:table/t"}, "NOTIFY_STATE_TABLE"),
+    ({"NOTIFY_STATE_TABLE": "ab"}, "NOTIFY_STATE_TABLE"),
+    ({"NOTIFY_STATE_TABLE": "t1t", "NOTIFY_STATE_TTL_DAYS": "a week"}, "NOTIFY_STATE_TTL_DAYS"),
+    ({"NOTIFY_STATE_TABLE": "t1t", "NOTIFY_STATE_TTL_DAYS": "0"}, "NOTIFY_STATE_TTL_DAYS"),
+    ({"NOTIFY_STATE_TABLE": "t1t", "NOTIFY_STATE_TTL_DAYS": "nan"}, "NOTIFY_STATE_TTL_DAYS"),
+    ({"NOTIFY_STATE_TABLE": "t1t", "NOTIFY_DEDUP_LEASE_SECONDS": "1000"}, "NOTIFY_DEDUP_LEASE_SECONDS"),
+    ({"NOTIFY_STATE_TABLE": "t1t", "NOTIFY_DEDUP_LEASE_SECONDS": "0"}, "NOTIFY_DEDUP_LEASE_SECONDS"),
+    ({"NOTIFY_DEDUP_TABLE": "batch-notify-prod-dedup"}, "NOTIFY_DEDUP_TABLE was replaced by NOTIFY_STATE_TABLE"),
 ])
 def test_bad_settings_name_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         dedup.load_dedup_settings(env)
 
 
+@pytest.mark.parametrize("env", [{"NOTIFY_DEDUP_TTL_DAYS": "7"},
+                                 {"NOTIFY_STATE_TABLE": "batch-notify-state", "NOTIFY_DEDUP_TTL_DAYS": "1.5"}])
+def test_the_replaced_ttl_setting_is_refused_naming_its_replacement(env):
+    # Even with no table: whoever set it expects a TTL the app no longer reads.
+    with pytest.raises(ConfigError, match="NOTIFY_DEDUP_TTL_DAYS was replaced by NOTIFY_STATE_TTL_DAYS"):
+        dedup.load_dedup_settings(env)
+
+
+def test_the_replaced_ttl_setting_fails_the_invocation_before_any_aws_call(clock, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NOTIFY_DEDUP_TTL_DAYS", "7")
+    config.reset()
+    with pytest.raises(ConfigError, match="NOTIFY_DEDUP_TTL_DAYS"):
+        claim(EVENT)
+    assert clients.made() == ()
+
+
 def test_settings_defaults_and_off():
     assert dedup.load_dedup_settings({}) is None
-    assert dedup.load_dedup_settings({"NOTIFY_DEDUP_TABLE": "  "}) is None
-    assert dedup.load_dedup_settings({"NOTIFY_DEDUP_TABLE": "batch-notify-dedup"}) == dedup.DedupSettings(
-        table="batch-notify-dedup", ttl_seconds=7 * DAY, lease_seconds=120)
+    assert dedup.load_dedup_settings({"NOTIFY_STATE_TABLE": "  "}) is None
+    assert dedup.load_dedup_settings({"NOTIFY_DEDUP_TABLE": "  "}) is None  # empty: as good as unset
+    found = dedup.load_dedup_settings({"NOTIFY_STATE_TABLE": "batch-notify-state"})
+    assert found == dedup.DedupSettings(StateSettings(table="batch-notify-state", ttl_seconds=7 * DAY),
+                                        lease_seconds=120)
+    assert found.table == "batch-notify-state"
 
 
 def test_settings_are_read_once_until_reset(monkeypatch):
-    monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "first-table")
+    monkeypatch.setenv("NOTIFY_STATE_TABLE", "first-table")
     config.reset()
     assert dedup.dedup_settings().table == "first-table"
-    monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "second-table")
+    monkeypatch.setenv("NOTIFY_STATE_TABLE", "second-table")
     assert dedup.dedup_settings().table == "first-table"
     config.reset()
     assert dedup.dedup_settings().table == "second-table"

@@ -63,16 +63,19 @@ def test_a_payload_that_is_not_an_event_object_is_logged_and_skipped(payload, bo
 @pytest.mark.parametrize("bad_id", [12345, None, "", ["a"], {"S": "x"}, True], ids=repr)
 def test_a_non_string_event_id_with_dedup_on_is_skipped_not_a_type_error(bad_id, bot, caplog, monkeypatch):
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="dedup", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}])
-        monkeypatch.setenv("NOTIFY_DEDUP_TABLE", "dedup")
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName="batch-notify-test-state", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        monkeypatch.setenv("NOTIFY_STATE_TABLE", "batch-notify-test-state")
         config.reset()
         event = load_event("ec2_failed")
         event["id"] = bad_id
         invoke("on_job_failed", event)
         [line] = error_lines(caplog)
+        # Refused before any claim: nothing was written under any key.
+        assert dynamodb.scan(TableName="batch-notify-test-state")["Items"] == []
     assert line["outcome"] == "skipped" and "'id'" in line["reason"]
     assert bot.requests == []
 

@@ -1,10 +1,10 @@
-"""The merge template: the dead-letter path, alarms and dedup table for every handler of app.py.
+"""The merge template: the dead-letter path, alarms and state table for every handler of app.py.
 
 ``python -m tools.merge_template`` makes it from app.py's handlers and the handler-independent
 parts in deploy/merge-template.json; ``chalice package --merge-template`` merges it into
 chalice's SAM template. Every function EventBridge invokes (``on_cw_event`` and ``schedule``
-handlers) gets an on-failure destination and an Errors alarm; the ``on_cw_event`` handlers (they
-go through ``notify``) also get the dedup table. A handler added to app.py needs no edit: the
+handlers) gets an on-failure destination, an Errors alarm and the state table (NOTIFY_STATE_TABLE,
+and the table's policy with exactly the actions the code calls). A handler added to app.py needs no edit: the
 template is made from it (test_a_handler_added_to_an_app_gets_its_parts_with_no_edit). The last
 tests run the README's commands (the tool, then the real ``chalice package`` with its output,
 offline, tests/chalice_cli.py) and cfn-lint on the result.
@@ -18,10 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from chalice.app import Chalice, CloudWatchEvent, ScheduledEventConfig
+from moto import mock_aws
 
 from app import app
+from chalicelib.core import config, state_table
 from chalicelib.deciding import dedup
 from chalicelib.reading.patterns import job_state_pattern
 from tests.chalice_cli import aws_env, cfn_lint, chalice_env, copy_project, run_chalice
@@ -32,10 +35,11 @@ from tools.merge_template import function_id
 BASE: dict[str, Any] = json.loads(merge_template.BASE.read_text())
 TEMPLATE: dict[str, Any] = merge_template.build(app)
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
-EVENT_HANDLERS = sorted(registered_patterns(app))  # on_cw_event: notify(), so dedup too
+EVENT_HANDLERS = sorted(registered_patterns(app))  # on_cw_event: notify()
 SCHEDULED = sorted(s.name for s in app.event_sources if isinstance(s, ScheduledEventConfig))
 HANDLERS = sorted([*EVENT_HANDLERS, *SCHEDULED])  # invoked asynchronously by EventBridge
 DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+STATE_TABLE_VARIABLE = {"Fn::If": ["StateTableEnabled", {"Ref": "StateTable"}, ""]}
 FOURTEEN_DAYS = 14 * 86400
 # EventBridge retries delivering to Lambda for up to 24 hours.
 EVENTBRIDGE_RETRY_SECONDS = 24 * 3600
@@ -48,8 +52,7 @@ def alarm_actions() -> Any:
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_every_handler_has_its_dead_letter_path_and_alarm(handler):
     f = function_id(handler)
-    expected = {f"{f}EventInvokeConfig", f"{f}ErrorsAlarm"} | ({f} if handler in EVENT_HANDLERS else set())
-    assert expected <= set(RESOURCES)
+    assert {f, f"{f}EventInvokeConfig", f"{f}ErrorsAlarm"} <= set(RESOURCES)
     assert {"Ref": f"{f}Role"} in RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"]
 
 
@@ -82,27 +85,29 @@ def test_an_alarm_on_each_functions_errors(handler):
     assert handler in props["AlarmDescription"]
 
 
-@pytest.mark.parametrize("handler", EVENT_HANDLERS)
-def test_each_event_handler_is_told_the_dedup_table_and_its_role_may_use_it(handler):
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_every_handler_is_told_the_state_table_and_its_role_may_use_it(handler):
+    # The event handlers claim events and keep job messages; the sweep keeps its shared reports;
+    # every handler that posts is paced through the table.
     f = function_id(handler)
     assert RESOURCES.get(f) == {"Properties": {"Environment": {"Variables": {
-        dedup.TABLE: {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}}}}}
-    assert {"Ref": f"{f}Role"} in RESOURCES["DedupTablePolicy"]["Properties"]["Roles"]
+        "NOTIFY_STATE_TABLE": STATE_TABLE_VARIABLE}}}}
+    assert state_table.TABLE == "NOTIFY_STATE_TABLE"
+    assert {"Ref": f"{f}Role"} in RESOURCES["StateTablePolicy"]["Properties"]["Roles"]
 
 
 def test_nothing_for_handlers_that_do_not_exist():
     handler_ids = {function_id(h) for h in HANDLERS}
     # Entries without a Type are merged into chalice's resources: they must be functions it makes.
-    assert {k for k, v in RESOURCES.items() if "Type" not in v} == {function_id(h) for h in EVENT_HANDLERS}
+    assert {k for k, v in RESOURCES.items() if "Type" not in v} == handler_ids
     for kind, suffix in (("AWS::Lambda::EventInvokeConfig", "EventInvokeConfig"),
                          ("AWS::CloudWatch::Alarm", "ErrorsAlarm")):
         named = {k[: -len(suffix)] for k, v in RESOURCES.items() if v.get("Type") == kind and k.endswith(suffix)}
         assert named == handler_ids, f"{kind} for a function app.py does not have: {sorted(named - handler_ids)}"
     roles = RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"]
     assert sorted(r["Ref"] for r in roles) == sorted(f"{f}Role" for f in handler_ids)
-    # Least privilege: the scheduled handlers post through deliver(), not notify(): no dedup table.
-    roles = RESOURCES["DedupTablePolicy"]["Properties"]["Roles"]
-    assert sorted(r["Ref"] for r in roles) == sorted(f"{function_id(h)}Role" for h in EVENT_HANDLERS)
+    roles = RESOURCES["StateTablePolicy"]["Properties"]["Roles"]
+    assert sorted(r["Ref"] for r in roles) == sorted(f"{f}Role" for f in handler_ids)
 
 
 def test_the_dead_letter_queue_keeps_messages_14_days_and_alarms_when_not_empty():
@@ -118,27 +123,64 @@ def test_the_dead_letter_queue_keeps_messages_14_days_and_alarms_when_not_empty(
     assert statement["Resource"] == [DLQ_ARN]
 
 
-def test_the_dedup_table_is_optional_on_demand_with_ttl_and_only_the_actions_the_code_calls():
-    assert TEMPLATE["Parameters"]["Deduplicate"]["AllowedValues"] == ["true", "false"]
-    assert TEMPLATE["Conditions"]["DedupEnabled"] == {"Fn::Equals": [{"Ref": "Deduplicate"}, "true"]}
-    table = RESOURCES["DedupTable"]
-    assert (table["Type"], table["Condition"]) == ("AWS::DynamoDB::Table", "DedupEnabled")
+def test_the_state_table_is_optional_on_demand_with_ttl_and_only_the_actions_the_code_calls():
+    assert TEMPLATE["Parameters"]["CreateStateTable"]["AllowedValues"] == ["true", "false"]
+    assert TEMPLATE["Parameters"]["CreateStateTable"]["Default"] == "true"
+    assert TEMPLATE["Conditions"]["StateTableEnabled"] == {"Fn::Equals": [{"Ref": "CreateStateTable"}, "true"]}
+    table = RESOURCES["StateTable"]
+    assert (table["Type"], table["Condition"]) == ("AWS::DynamoDB::Table", "StateTableEnabled")
     props = table["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["KeySchema"] == [{"AttributeName": "event_id", "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": "event_id", "AttributeType": "S"}]
-    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    policy = RESOURCES["DedupTablePolicy"]
-    assert policy["Condition"] == "DedupEnabled"
+    # The schema state_table.py reads: partition key pk (S), no sort key, TTL on expires_at.
+    assert props["KeySchema"] == [{"AttributeName": state_table.KEY, "KeyType": "HASH"}] == [
+        {"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": state_table.TTL_ATTRIBUTE, "Enabled": True}
+    assert state_table.TTL_ATTRIBUTE == "expires_at"
+    policy = RESOURCES["StateTablePolicy"]
+    assert policy["Condition"] == "StateTableEnabled"
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == list(dedup.IAM_ACTIONS)
-    assert statement["Resource"] == [{"Fn::GetAtt": ["DedupTable", "Arn"]}]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == list(state_table.IAM_ACTIONS)
+    assert statement["Resource"] == [{"Fn::GetAtt": ["StateTable", "Arn"]}]
+    assert TEMPLATE["Outputs"]["StateTableName"] == {
+        "Condition": "StateTableEnabled", "Description": "the state table (NOTIFY_STATE_TABLE)",
+        "Value": {"Ref": "StateTable"}}
 
 
-def test_dedup_remembers_an_event_longer_than_it_can_be_redelivered():
+def test_nothing_is_left_of_the_dedup_table():
+    text = json.dumps(TEMPLATE)
+    for gone in ("DedupTable", "DedupEnabled", "Deduplicate", "NOTIFY_DEDUP_TABLE", "event_id"):
+        assert gone not in text
+
+
+def test_the_table_the_template_makes_is_one_the_code_can_use(monkeypatch):
+    # Created in moto from the template's own properties, then used by the state table and dedup.
+    props = RESOURCES["StateTable"]["Properties"]
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(TableName="from-the-template", BillingMode=props["BillingMode"],
+                            KeySchema=props["KeySchema"], AttributeDefinitions=props["AttributeDefinitions"])
+        client.update_time_to_live(TableName="from-the-template",
+                                   TimeToLiveSpecification=props["TimeToLiveSpecification"])
+        monkeypatch.setenv("NOTIFY_STATE_TABLE", "from-the-template")
+        config.reset()
+        table = state_table.state_table()
+        assert table is not None
+        table.put({"pk": "job#j-1", "ts": "1.2", "expires_at": table.expires(1760000000)})
+        assert table.update("job#j-1", "SET #order = :o", names={"#order": "order"}, values={":o": 305})["ts"] == "1.2"
+        held = dedup.claim("event-1")
+        assert held.should_post
+        dedup.mark_posted(held)
+        assert not dedup.claim("event-1").should_post
+        table.delete("job#j-1")
+        assert table.get("job#j-1") is None
+
+
+def test_the_state_table_remembers_an_event_longer_than_it_can_be_redelivered():
     longest_event_age = max(r["Properties"]["MaximumEventAgeInSeconds"] for r in RESOURCES.values()
                             if r.get("Type") == "AWS::Lambda::EventInvokeConfig")
-    assert EVENTBRIDGE_RETRY_SECONDS + longest_event_age < dedup.DEFAULT_TTL_DAYS * 86400
+    assert EVENTBRIDGE_RETRY_SECONDS + longest_event_age < state_table.DEFAULT_TTL_DAYS * 86400
 
 
 # -- made from app.py: nothing per handler is kept by hand ------------------------------------
@@ -146,8 +188,8 @@ def test_dedup_remembers_an_event_longer_than_it_can_be_redelivered():
 def test_the_committed_base_holds_nothing_per_handler():
     resources = BASE["Resources"]
     assert sorted(resources) == ["DeadLetterQueue", "DeadLetterQueueAlarm", "DeadLetterQueueSendPolicy",
-                                 "DedupTable", "DedupTablePolicy"]
-    for policy in ("DeadLetterQueueSendPolicy", "DedupTablePolicy"):
+                                 "StateTable", "StateTablePolicy"]
+    for policy in ("DeadLetterQueueSendPolicy", "StateTablePolicy"):
         assert resources[policy]["Properties"]["Roles"] == [], f"{policy}'s Roles come from app.py"
     assert merge_template.build(app, BASE)["Resources"].keys() >= resources.keys()
 
@@ -164,10 +206,12 @@ def test_a_handler_added_to_an_app_gets_its_parts_with_no_edit():
     resources = merge_template.build(fork)["Resources"]
     assert set(resources) - set(BASE["Resources"]) == {
         "OnEtlJobSucceeded", "OnEtlJobSucceededEventInvokeConfig", "OnEtlJobSucceededErrorsAlarm",
-        "OnHourlyReportEventInvokeConfig", "OnHourlyReportErrorsAlarm"}
-    assert resources["DeadLetterQueueSendPolicy"]["Properties"]["Roles"] == [
-        {"Ref": "OnEtlJobSucceededRole"}, {"Ref": "OnHourlyReportRole"}]
-    assert resources["DedupTablePolicy"]["Properties"]["Roles"] == [{"Ref": "OnEtlJobSucceededRole"}]
+        "OnHourlyReport", "OnHourlyReportEventInvokeConfig", "OnHourlyReportErrorsAlarm"}
+    both = [{"Ref": "OnEtlJobSucceededRole"}, {"Ref": "OnHourlyReportRole"}]
+    assert resources["DeadLetterQueueSendPolicy"]["Properties"]["Roles"] == both
+    assert resources["StateTablePolicy"]["Properties"]["Roles"] == both
+    assert resources["OnHourlyReport"]["Properties"]["Environment"]["Variables"] == {
+        "NOTIFY_STATE_TABLE": STATE_TABLE_VARIABLE}
     assert "on_etl_job_succeeded" in resources["OnEtlJobSucceededErrorsAlarm"]["Properties"]["AlarmDescription"]
 
 
@@ -216,9 +260,8 @@ def test_every_packaged_function_got_its_dead_letter_path_alarm_and_table(merged
         assert function["Properties"]["Role"] == {"Fn::GetAtt": [f"{f}Role", "Arn"]}
         assert resources[f"{f}Role"]["Type"] == "AWS::IAM::Role"
         variables = function["Properties"]["Environment"]["Variables"]
-        # chalice's stage variables are kept, the table is added (to the event handlers).
+        # chalice's stage variables are kept, the table is added (to every function).
         assert variables["SLACK_BOT_TOKEN_PARAM"] == "/batch-notify/prod/slack-bot-token"
-        if handler in EVENT_HANDLERS:
-            assert variables[dedup.TABLE] == {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}
-        else:
-            assert dedup.TABLE not in variables
+        assert variables["NOTIFY_STATE_TABLE"] == STATE_TABLE_VARIABLE, handler
+        assert {"Ref": f"{f}Role"} in resources["StateTablePolicy"]["Properties"]["Roles"], handler
+    assert resources["StateTable"]["Type"] == "AWS::DynamoDB::Table"

@@ -374,3 +374,38 @@ def test_a_hostile_routing_file_fails_the_invocation_with_a_configuration_error(
     with pytest.raises(RoutesError, match=f"{re.escape(str(path))}: not a routing file: nested too deeply"):
         invoke("on_job_failed", load_event("ec2_failed"))
     assert slack.requests == []
+
+
+# -- failure storm overrides (chalicelib/deciding/storms.py) -----------------------------------------
+
+def test_group_overrides_reach_the_decision(example):
+    etl = example.decide("etl-ondemand-queue", "nightly-etl-load-1", "FAILED")
+    assert (etl.group_after, etl.group_window_minutes) == (5, 30)
+    other = example.decide("billing-queue", "invoice", "FAILED")
+    assert (other.group_after, other.group_window_minutes) == (None, None)  # the global settings
+
+
+def test_group_overrides_take_their_whole_ranges():
+    table = parse_route_table({"routes": [
+        {"name": "never", "match": {"queue": "a"}, "group_after": 0},
+        {"name": "widest", "match": {"queue": "b"}, "group_after": 1000, "group_window_minutes": 1440},
+        {"name": "default", "group_window_minutes": 1}]})
+    assert [(r.group_after, r.group_window_minutes) for r in table.routes] == [(0, None), (1000, 1440), (None, 1)]
+    assert table.decide("a", "j", "FAILED").group_after == 0
+
+
+@pytest.mark.parametrize("field, value", [
+    ("group_after", -1), ("group_after", 1001), ("group_after", True), ("group_after", 2.0), ("group_after", "3"),
+    ("group_window_minutes", 0), ("group_window_minutes", 1441), ("group_window_minutes", False),
+    ("group_window_minutes", "10"),
+])
+def test_bad_group_overrides_are_rejected_naming_the_route_and_field(field, value):
+    data = {"routes": [{"name": "a", "match": {"queue": "q"}, field: value}, DEFAULT]}
+    with pytest.raises(RoutesError, match=rf"route 'a': '{field}' must be a whole number of"):
+        parse_route_table(data, source="routes.json")
+
+
+def test_a_drop_route_takes_no_group_overrides():
+    data = {"routes": [{"name": "a", "match": {"queue": "q"}, "drop": True, "group_after": 2}, DEFAULT]}
+    with pytest.raises(RoutesError, match=r"a 'drop' route posts nothing: .*'group_after'"):
+        parse_route_table(data, source="routes.json")

@@ -242,6 +242,98 @@ def test_rate_limit_mode_answers_429_to_a_second_immediate_post() -> None:
     assert [m["text"] for m in slack.messages] == ["first", "other channel", "a"]
 
 
+def _status(call: Any) -> int:
+    """The HTTP status a Web API call got (200 when it went through)."""
+    try:
+        call()
+    except SlackApiError as error:
+        return int(error.response.status_code)
+    return 200
+
+
+def test_thread_replies_and_broadcasts_count_against_the_channels_post_limit() -> None:
+    # 2 posts/s: one every 0.5 s per channel, whatever kind of post.
+    with SlackStandIn(rate_limit_per_channel=2.0) as slack:
+        client = web(slack)
+        parent = client.chat_postMessage(channel=CHANNEL, text="parent")["ts"]
+        reply_at_once = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="r", thread_ts=parent))
+        time.sleep(0.55)
+        reply_later = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="r2", thread_ts=parent))
+        broadcast_at_once = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="b", thread_ts=parent,
+                                                                    reply_broadcast=True))
+        time.sleep(0.55)
+        top_after_reply = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="top"))
+        top_at_once = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="top2"))
+        elsewhere = _status(lambda: client.chat_postMessage(channel="#batch-alerts", text="other"))
+
+    assert (reply_at_once, reply_later, broadcast_at_once) == (429, 200, 429)
+    assert (top_after_reply, top_at_once, elsewhere) == (200, 429, 200)
+    assert slack.rate_limited_count == 3
+    assert [m["text"] for m in slack.messages] == ["parent", "r2", "top", "other"]
+
+
+def test_update_limit_answers_429_beyond_its_rate_per_channel_and_minute() -> None:
+    with SlackStandIn(update_rate_per_minute=2, rate_limit_per_channel=100.0) as slack:
+        client = web(slack)
+        ts = client.chat_postMessage(channel=CHANNEL, text="v0")["ts"]
+        other = client.chat_postMessage(channel="#batch-alerts", text="w0")["ts"]
+        first, second = (_status(lambda n=n: client.chat_update(channel=CHANNEL, ts=ts, text=f"v{n}")) for n in (1, 2))
+        with pytest.raises(SlackApiError) as caught:
+            client.chat_update(channel=CHANNEL, ts=ts, text="v3")
+        elsewhere = _status(lambda: client.chat_update(channel="#batch-alerts", ts=other, text="w1"))
+        time.sleep(0.02)  # the post limit is its own: 100/s, not touched by the updates
+        post_still_fine = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts=ts))
+
+    assert (first, second, elsewhere, post_still_fine) == (200, 200, 200, 200)
+    assert caught.value.response.status_code == 429 and caught.value.response["error"] == "ratelimited"
+    # The oldest of the minute's updates leaves the window in just under 60 s.
+    assert 55 <= int(caught.value.response.headers["Retry-After"]) <= 60
+    assert slack.channel_view(CHANNEL)[0].text == "v2"  # the refused update changed nothing
+    assert [u["text"] for u in slack.updates] == ["v1", "v2", "w1"]
+
+
+def test_the_update_window_slides() -> None:
+    # A deterministic check of the window itself (a real minute is too long for a test).
+    slack = SlackStandIn(update_rate_per_minute=1)
+    with slack._lock:
+        assert slack._update_rate_check("C1") is None
+        retry_after = slack._update_rate_check("C1")
+        assert retry_after is not None and 1 <= retry_after <= 60
+        assert slack._update_rate_check("C2") is None
+        slack._recent_updates["C1"][0] -= 60.0  # that update was a minute ago
+        assert slack._update_rate_check("C1") is None
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_update_rate_must_be_at_least_one(bad: int) -> None:
+    with pytest.raises(ValueError, match="update_rate_per_minute"):
+        SlackStandIn(update_rate_per_minute=bad)
+
+
+def test_calls_are_counted_per_method_whatever_the_answer() -> None:
+    with SlackStandIn(rate_limit_per_channel=1.0) as slack:
+        client = web(slack)
+        ts = client.chat_postMessage(channel=CHANNEL, text="a")["ts"]
+        refused = _status(lambda: client.chat_postMessage(channel=CHANNEL, text="b"))  # 429
+        client.chat_update(channel=CHANNEL, ts=ts, text="a2")
+        unknown = _status(lambda: client.chat_update(channel=CHANNEL, ts="1.000100", text="x"))  # message_not_found
+        slack.script(Reply(500, "oops"))
+        scripted = _status(lambda: client.chat_update(channel=CHANNEL, ts=ts, text="a3"))
+        WebhookClient(slack.webhook_url).send(text="hook")
+        WebhookClient(slack.webhook_url.replace("testsecret", "other")).send(text="gone")  # no_service
+        raw_post(slack.response_url(CHANNEL, ts), json.dumps({"text": "r"}).encode(), "application/json")
+
+    assert (refused, unknown, scripted) == (429, 200, 500)
+    assert slack.calls_by_method() == {"chat.postMessage": 2, "chat.update": 3, "webhook": 2, "response_url": 1}
+    assert sum(slack.calls_by_method().values()) == len(slack.requests)
+
+
+def test_calls_by_method_is_a_snapshot(slack: SlackStandIn) -> None:
+    counts = slack.calls_by_method()
+    web(slack).chat_postMessage(channel=CHANNEL, text="a")
+    assert counts == {} and slack.calls_by_method() == {"chat.postMessage": 1}
+
+
 # -- Block Kit limits -------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from chalicelib.core.config import ConfigError, load_scheduled_settings, slack_s
 from chalicelib.deciding.routing import parse_route_table
 from chalicelib.reading.batch_api import JobListing, JobSummary, list_jobs, scheduled_time
 from chalicelib.reading.patterns import sweep_schedule
-from chalicelib.scheduled.posting import post_each
+from chalicelib.scheduled.posting import ScheduledPost, post_each
 from chalicelib.scheduled.stuck import (
     MAX_JOBS_SHOWN,
     STUCK,
@@ -516,7 +516,7 @@ def test_each_scheduled_delivery_is_cut_to_the_time_the_invocation_has_left(bot,
     bot.script(*[Reply(status=429, headers={"Retry-After": "1"})] * 30)
     message = SlackMessage(text="report", blocks=())
     started = monotonic()
-    posted, failed = post_each([({"sweep": "stuck"}, lambda: message, None)] * 2, slack_settings(),
+    posted, failed = post_each([ScheduledPost({"sweep": "stuck"}, lambda: message, None)] * 2, slack_settings(),
                                deadline=started + 3.0)
     assert (posted, failed) == (0, 2)
     assert monotonic() - started < 3.0 + 1.5  # not 2 x 20 s of budget

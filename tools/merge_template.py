@@ -4,11 +4,13 @@
     .venv/bin/chalice package --stage prod --merge-template build/merge-template.json out/
 
 ``deploy/merge-template.json`` holds what no handler changes: the dead-letter queue and its
-alarm, the dedup table, their policies, parameters and outputs. To it, this adds for every
-function EventBridge invokes (the ``on_cw_event`` and ``schedule`` handlers) an on-failure
-destination and an alarm on its Errors, and its role to the queue's send policy; and for the
-``on_cw_event`` handlers, which go through ``notify`` and so claim events, the dedup table's
-variable and its policy. A handler added to app.py gets all of it with no edit here.
+alarm, the state table (``NOTIFY_STATE_TABLE``: dedup claims, job messages, storm groups,
+pacing; chalicelib/core/state_table.py), their policies, parameters and outputs. To it, this
+adds for every function EventBridge invokes (the ``on_cw_event`` and ``schedule`` handlers) an
+on-failure destination and an alarm on its Errors, the state table's variable, and its role to
+the queue's send policy and the table's policy: the event handlers claim events and keep job
+messages, the scheduled ones keep the sweep's shared reports, and all of them pace their posts.
+A handler added to app.py gets all of it with no edit here.
 Development only (like the rest of tools/): never deployed.
 """
 
@@ -24,13 +26,13 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEventConfig, ScheduledEventConfig
 from chalice.utils import to_cfn_resource_name
 
-from chalicelib.deciding import dedup
+from chalicelib.core import state_table
 
 BASE = Path(__file__).resolve().parent.parent / "deploy" / "merge-template.json"
 DESCRIPTION = (
     "batch-notify's delivery safety net, merged into chalice's template (made by `python -m tools.merge_template` "
     "from app.py and deploy/merge-template.json): for every function, an on-failure destination (a dead-letter "
-    "queue) and an alarm on its Errors; and the optional dedup table of the event handlers."
+    "queue), an alarm on its Errors, and the optional state table (NOTIFY_STATE_TABLE)."
 )
 # Lambda's own default, said out loud: two retries, then the dead-letter queue.
 MAXIMUM_RETRY_ATTEMPTS = 2
@@ -38,17 +40,13 @@ MAXIMUM_RETRY_ATTEMPTS = 2
 MAXIMUM_EVENT_AGE_SECONDS = 21600
 DEAD_LETTER_QUEUE_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-DEDUP_TABLE_VARIABLE = {"Fn::If": ["DedupEnabled", {"Ref": "DedupTable"}, ""]}
+# Empty when the table is left out (CreateStateTable=false): the app then posts one message per event.
+STATE_TABLE_VARIABLE = {"Fn::If": ["StateTableEnabled", {"Ref": "StateTable"}, ""]}
 
 
 def function_id(handler: str) -> str:
     """The logical ID chalice's SAM output gives the handler's function (its role: + ``Role``)."""
     return to_cfn_resource_name(handler)
-
-
-def event_handlers(app: Chalice) -> list[str]:
-    """The ``on_cw_event`` handlers, in app.py's order: they go through notify, so dedup too."""
-    return [s.name for s in app.event_sources if isinstance(s, CloudWatchEventConfig)]
 
 
 def invoked_handlers(app: Chalice) -> list[str]:
@@ -93,9 +91,9 @@ def errors_alarm(handler: str) -> dict[str, Any]:
     }
 
 
-def dedup_variable() -> dict[str, Any]:
+def state_table_variable() -> dict[str, Any]:
     """Merged into chalice's own function resource: its stage variables stay, the table's is added."""
-    return {"Properties": {"Environment": {"Variables": {dedup.TABLE: DEDUP_TABLE_VARIABLE}}}}
+    return {"Properties": {"Environment": {"Variables": {state_table.TABLE: STATE_TABLE_VARIABLE}}}}
 
 
 def build(app: Chalice, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -103,17 +101,13 @@ def build(app: Chalice, base: dict[str, Any] | None = None) -> dict[str, Any]:
     template = copy.deepcopy(base if base is not None else json.loads(BASE.read_text()))
     template["Description"] = DESCRIPTION
     resources: dict[str, Any] = template["Resources"]
-    deduplicated = set(event_handlers(app))
     for handler in invoked_handlers(app):
         f = function_id(handler)
-        if handler in deduplicated:
-            resources[f] = dedup_variable()
+        resources[f] = state_table_variable()
         resources[f"{f}EventInvokeConfig"] = invoke_config(handler)
         resources[f"{f}ErrorsAlarm"] = errors_alarm(handler)
         resources["DeadLetterQueueSendPolicy"]["Properties"]["Roles"].append({"Ref": f"{f}Role"})
-        if handler in deduplicated:
-            # Least privilege: the scheduled handlers post through deliver(), not notify(): no table.
-            resources["DedupTablePolicy"]["Properties"]["Roles"].append({"Ref": f"{f}Role"})
+        resources["StateTablePolicy"]["Properties"]["Roles"].append({"Ref": f"{f}Role"})
     return template
 
 

@@ -21,8 +21,12 @@ does. What it answers follows Slack's documentation of each method:
   or adds one, ephemeral (the default) or ``in_channel``; usable 5 times in 30 minutes.
 
 Every Web API method checks the bearer token (``not_authed``, ``invalid_auth``) and the channel
-(``channel_not_found``); ``rate_limit_per_channel`` answers posts beyond it with 429 and
-Retry-After. :meth:`SlackStandIn.script` queues answers that replace all of this, one request each.
+(``channel_not_found``). Slack's rate limits, when asked for, answer 429 with Retry-After:
+``rate_limit_per_channel`` (posts per second per channel: every ``chat.postMessage``, thread
+replies and broadcasts included, and each webhook's posts) and ``update_rate_per_minute``
+(``chat.update`` per channel in any 60 s). :meth:`SlackStandIn.calls_by_method` counts the
+requests per method, whatever their answer. :meth:`SlackStandIn.script` queues answers that
+replace all of this, one request each.
 
 Usage::
 
@@ -70,6 +74,8 @@ MAX_URL_CHARS = 3000
 # A response URL: "up to 5 times within 30 minutes", says Slack.
 RESPONSE_URL_USES = 5
 RESPONSE_URL_SECONDS = 30 * 60
+# chat.update is "Tier 3": about 50 per minute, counted here per channel over a sliding minute.
+UPDATE_WINDOW_SECONDS = 60.0
 
 # Slack rejects unknown block types outright, so a typo should fail here too.
 KNOWN_BLOCK_TYPES = frozenset(
@@ -399,9 +405,12 @@ class SlackStandIn:
         webhook_channel: str | None = None,
         members: Iterable[str] = (MEMBER,),
         rate_limit_per_channel: float | None = None,
+        update_rate_per_minute: int | None = None,
     ) -> None:
         if rate_limit_per_channel is not None and rate_limit_per_channel <= 0:
             raise ValueError("rate_limit_per_channel must be positive (or None to disable)")
+        if update_rate_per_minute is not None and update_rate_per_minute < 1:
+            raise ValueError("update_rate_per_minute must be at least 1 (or None to disable)")
         self.bot_token = bot_token
         listed = tuple(channels)
         self.channels = frozenset(listed)
@@ -409,6 +418,7 @@ class SlackStandIn:
         self.webhook_channel = webhook_channel or (listed[0] if listed else "C0WEBHOOK")
         self.members = frozenset(members)
         self.rate_limit_per_channel = rate_limit_per_channel
+        self.update_rate_per_minute = update_rate_per_minute
         self.base_url = self.api_url = self.webhook_url = ""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -423,6 +433,8 @@ class SlackStandIn:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._rate_limited = 0
         self._last_accepted: dict[str, float] = {}
+        self._recent_updates: dict[str, deque[float]] = {}  # channel -> when its accepted updates were
+        self._calls: dict[str, int] = {}
         self._ts = int(time.time())
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -520,6 +532,14 @@ class SlackStandIn:
         with self._lock:
             return self._rate_limited
 
+    def calls_by_method(self) -> dict[str, int]:
+        """How many requests each method received, whatever the answer (429s, errors and scripted
+        replies included): Web API methods by name (``chat.postMessage``, ``chat.update``, ...),
+        ``webhook`` for incoming webhooks (any path under /services/), ``response_url`` for
+        response URLs."""
+        with self._lock:
+            return dict(self._calls)
+
     def channel_view(self, channel: str) -> list[Shown]:
         """The channel as a person reads it: top-level messages in order (deleted ones gone),
         each with its current text and blocks and its thread's replies."""
@@ -532,6 +552,12 @@ class SlackStandIn:
         """Add a message a person posted (one the bot cannot update); return its ts."""
         with self._lock:
             return self._add(channel, text, None, user).ts
+
+    def delete(self, channel: str, ts: str) -> None:
+        """Delete message ``ts`` as a person would: an update or a reply to it then gets
+        ``message_not_found`` / ``thread_not_found``, and the channel no longer shows it."""
+        with self._lock:
+            self._store[(_channel_key(channel), ts)].deleted = True
 
     def response_url(self, channel: str, ts: str, *, user: str = MEMBER) -> str:
         """The response URL Slack would put in the payload of ``user``'s click on message ``ts``."""
@@ -578,6 +604,8 @@ class SlackStandIn:
         # Decide, record and count under one lock so the answer, the rate-limit
         # window and the snapshots stay consistent across concurrent requests.
         with self._changed:
+            method = "webhook" if route == self.webhook_path else _method_name(route)
+            self._calls[method] = self._calls.get(method, 0) + 1
             if self._script:
                 reply = self._script.popleft()
                 posting = route == self.webhook_path or route == "/api/chat.postMessage"
@@ -694,6 +722,9 @@ class SlackStandIn:
             return _api_error("message_not_found"), None
         if message.user != BOT_USER:
             return _api_error("cant_update_message"), None
+        retry_after = self._update_rate_check(message.channel)
+        if retry_after is not None:
+            return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}), None
         message.text = body.get("text") or ""
         if "blocks" in body:  # left out: the old blocks stay; an empty list removes them
             message.blocks = body["blocks"] or None
@@ -781,3 +812,28 @@ class SlackStandIn:
             return max(1, math.ceil(interval - (now - last)))
         self._last_accepted[key] = now
         return None
+
+    def _update_rate_check(self, channel: str) -> int | None:
+        """Return Retry-After seconds if ``channel`` had its ``update_rate_per_minute`` updates in the
+        last 60 s, else count this one. Lock held."""
+        if self.update_rate_per_minute is None:
+            return None
+        now = time.monotonic()
+        recent = self._recent_updates.setdefault(channel, deque())
+        while recent and now - recent[0] >= UPDATE_WINDOW_SECONDS:
+            recent.popleft()
+        if len(recent) >= self.update_rate_per_minute:
+            return max(1, math.ceil(UPDATE_WINDOW_SECONDS - (now - recent[0])))
+        recent.append(now)
+        return None
+
+
+def _method_name(route: str) -> str:
+    """What :meth:`SlackStandIn.calls_by_method` counts a request under."""
+    if route.startswith("/api/"):
+        return route.removeprefix("/api/")
+    if route.startswith("/services/"):
+        return "webhook"
+    if route.startswith("/actions/"):
+        return "response_url"
+    return route

@@ -2,7 +2,7 @@
 ``BotoCoreError`` and says what happened and what to fix.
 
 Every caller of AWS (secrets: SSM; the log tail: CloudWatch Logs; the sweep and the digest:
-AWS Batch; dedup: DynamoDB) describes a failed call with :func:`describe_aws_error`, so one
+AWS Batch; the state table: DynamoDB) describes a failed call with :func:`describe_aws_error`, so one
 code is worded alike everywhere, by family (access denied, not found, throttled, unreachable).
 The words hold the error code or the exception's type, never AWS's message (it can hold ARNs,
 account ids and, for a parser error, the response body), a request id or a secret.

@@ -1,7 +1,7 @@
 """The one place that makes AWS clients: one boto3 session per container, shared by all.
 
 SSM (secrets), CloudWatch Logs (the log tail, per region), AWS Batch (the sweep and the digest)
-and DynamoDB (dedup) all ask :func:`client` for theirs, each with its own
+and DynamoDB (the state table) all ask :func:`client` for theirs, each with its own
 :class:`ClientConfig` (timeouts, attempts). A client is made at its first use and kept for the
 container; the session behind them is made with the first client. A boto3 session costs about
 10 MB of a 128 MB function, so there is one, not one per caller.

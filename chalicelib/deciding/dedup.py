@@ -1,9 +1,10 @@
-"""Optional idempotency: post each EventBridge event (by its ``id``) at most once.
+"""Idempotency: post each EventBridge event (by its ``id``) at most once.
 
 EventBridge delivers at least once and Lambda retries failed invocations, so the same event
-can reach a handler twice. When ``NOTIFY_DEDUP_TABLE`` names a DynamoDB table (partition key
-``event_id`` (S), TTL on ``expires_at``), the handler claims the event with a conditional
-write before posting, and records it as posted after::
+can reach a handler twice. When ``NOTIFY_STATE_TABLE`` names the app's state table
+(``chalicelib/core/state_table.py``: partition key ``pk`` (S), TTL on ``expires_at``), the
+handler claims the event with a conditional write before posting, and records it as posted
+after::
 
     held = claim(event_id)
     if held.should_post:         # False: already posted -> skip
@@ -17,38 +18,45 @@ write before posting, and records it as posted after::
 The :class:`Claim` is a value the caller keeps: it carries the owner token of the item this
 invocation wrote, so no process state remembers who holds what.
 
-An item is ``{event_id, state: "claimed", owner, claimed_until, expires_at}`` while one
-invocation posts, then ``{event_id, state: "posted", posted_at, expires_at}``. A claim is a
-lease: a Lambda that dies between claim and post (timeout, out of memory) cannot release it,
-so once ``claimed_until`` has passed another invocation may take it over. A posted item
-blocks re-posting until ``expires_at`` (``NOTIFY_DEDUP_TTL_DAYS``, default 7).
+An event's item is ``{pk: "event#<id>", state: "claimed", owner, claimed_until, expires_at}``
+while one invocation posts, then ``{pk, state: "posted", posted_at, expires_at}``. A claim is
+a lease: a Lambda that dies between claim and post (timeout, out of memory) cannot release it,
+so once ``claimed_until`` has passed another invocation may take it over. A posted item blocks
+re-posting until ``expires_at`` (the state table's ``NOTIFY_STATE_TTL_DAYS``, default 7).
 
-Without ``NOTIFY_DEDUP_TABLE`` every call is a no-op and :func:`claim` says "post".
-The code calls only ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``. The client comes from
-``chalicelib/core/clients.py``, made at first use: a stage without a table never makes one.
+Without ``NOTIFY_STATE_TABLE`` every call is a no-op and :func:`claim` says "post". Claims use
+only ``dynamodb:PutItem`` and ``dynamodb:DeleteItem``; a stage without a table never makes a
+DynamoDB client.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from chalicelib.core.aws_errors import Family, describe_aws_error
-from chalicelib.core.clients import ClientConfig, client
+from chalicelib.core import state_table
 from chalicelib.core.config import ConfigError, Settings, number_setting, settings
-from chalicelib.core.errors import BatchNotifyError
+from chalicelib.core.state_table import (
+    KEY,
+    TABLE,
+    TTL_DAYS,
+    ConditionFailed,
+    StateError,
+    StateSettings,
+    StateTable,
+    load_state_settings,
+)
 
-TABLE = "NOTIFY_DEDUP_TABLE"
-TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
 LEASE_SECONDS = "NOTIFY_DEDUP_LEASE_SECONDS"
+# The dedup table's own TTL setting, replaced by the state table's NOTIFY_STATE_TTL_DAYS.
+REPLACED_TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
+PK_PREFIX = "event#"
 
-DEFAULT_TTL_DAYS = 7.0
 # A claim must outlive the invocation that made it (lambda_timeout, 60 s in .chalice/config.json):
 # a live invocation never loses its claim to another. And it should end before Lambda's
 # second retry (about 3 minutes after the first attempt), so the event of an invocation that
@@ -60,15 +68,11 @@ MAX_LEASE_SECONDS = 900  # Lambda's longest timeout
 DEFAULT_WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 
-# DynamoDB table names: 3 to 255 of letters, digits, '_', '-' and '.'.
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-
 CLAIMED = "claimed"
 POSTED = "posted"
-# Everything this module calls on the table: the IAM policy grants these and no more
-# (tools/merge_template.py; tests/test_dedup.py records the calls made).
-IAM_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem")
 
+# One class for callers to catch: every state table error (this module's included) is a StateError.
+DedupError = StateError
 
 
 class Clock(Protocol):
@@ -81,7 +85,7 @@ class Clock(Protocol):
 
 class _SystemClock:
     def time(self) -> float:
-        return time.time()
+        return state_table.now()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -108,43 +112,36 @@ class Claim:
         return self.owner is not None
 
 
-class DedupError(BatchNotifyError):
-    """DynamoDB could not record or decide a claim; the message names the table."""
-
-
 class ClaimHeld(DedupError):
     """Another invocation holds a live claim on the event: raise so Lambda retries it later."""
 
 
-class _ConditionFailed(Exception):
-    """A conditional write lost; ``item`` is the item that won (DynamoDB's ALL_OLD)."""
-
-    def __init__(self, item: dict[str, Any]) -> None:
-        super().__init__("conditional check failed")
-        self.item = item
-
-
 @dataclass(frozen=True)
 class DedupSettings:
-    """Where claims live and how long they last."""
+    """Where claims live (the state table, whose TTL they use) and how long a claim lasts."""
 
-    table: str
-    ttl_seconds: int
+    state: StateSettings
     lease_seconds: int
+
+    @property
+    def table(self) -> str:
+        """The state table's name."""
+        return self.state.table
 
 
 def load_dedup_settings(env: Mapping[str, str]) -> DedupSettings | None:
-    """Validate the dedup settings in ``env``: None when ``NOTIFY_DEDUP_TABLE`` is unset or
+    """Validate the dedup settings in ``env``: None when ``NOTIFY_STATE_TABLE`` is unset or
     empty (dedup off); raise :class:`ConfigError` naming the variable when one is wrong."""
-    table = env.get(TABLE, "").strip()
-    if not table:
+    # Refused even without a table: whoever set it expects a TTL this app no longer reads.
+    if env.get(REPLACED_TTL_DAYS, "").strip():
+        raise ConfigError(f"{REPLACED_TTL_DAYS} was replaced by {TTL_DAYS} (how long the state table {TABLE} "
+                          f"keeps every item, dedup claims included; default 7): set {TTL_DAYS} instead and "
+                          f"remove {REPLACED_TTL_DAYS} (README: Moving from NOTIFY_DEDUP_TABLE)")
+    state = load_state_settings(env)
+    if state is None:
         return None
-    if not _TABLE_NAME.fullmatch(table):
-        raise ConfigError(f"{TABLE}={table!r} is not a DynamoDB table name (3 to 255 letters, digits, "
-                          "'_', '-' or '.'; the table must be in the function's region)")
-    ttl_days = number_setting(env, TTL_DAYS, default=DEFAULT_TTL_DAYS, maximum=365, unit="days")
     lease = number_setting(env, LEASE_SECONDS, default=DEFAULT_LEASE_SECONDS, maximum=MAX_LEASE_SECONDS)
-    return DedupSettings(table=table, ttl_seconds=round(ttl_days * 86400), lease_seconds=max(1, round(lease)))
+    return DedupSettings(state=state, lease_seconds=max(1, round(lease)))
 
 
 def dedup_settings() -> DedupSettings | None:
@@ -156,20 +153,14 @@ def _dedup_section(tree: Settings) -> DedupSettings | None:
     return load_dedup_settings(tree.env)
 
 
-# Short timeouts and few attempts, as for SSM: a slow DynamoDB must not eat the Lambda's time;
-# Lambda's own retry tries the whole invocation again.
-DEDUP_CLIENT = ClientConfig(connect_timeout=2, read_timeout=3, attempts=3)
-
-
-def dynamodb_client() -> Any:
-    """This container's DynamoDB client (``core/clients.py``; tests hook its calls through
-    ``meta.events``, or hand in their own with ``clients.use_client``)."""
-    return client("dynamodb", DEDUP_CLIENT)
-
-
 def enabled() -> bool:
-    """True when ``NOTIFY_DEDUP_TABLE`` is set for this container."""
+    """True when ``NOTIFY_STATE_TABLE`` is set for this container, so events are claimed."""
     return dedup_settings() is not None
+
+
+def event_key(event_id: str) -> str:
+    """The state table ``pk`` of ``event_id``'s claim."""
+    return PK_PREFIX + event_id
 
 
 # Failure semantics of claim(), decided deliberately:
@@ -198,26 +189,27 @@ def claim(event_id: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS, clock: C
     retries this delivery later. Any DynamoDB error raises :class:`DedupError` naming the
     table. Either way nothing should be posted: let the error propagate.
     """
-    settings = dedup_settings()
-    if settings is None or not event_id:
+    found = dedup_settings()
+    if found is None or not event_id:
         return Claim(event_id)  # off, or nothing to key on (EventBridge always sends an id): post
+    table = StateTable(found.state)
     deadline = clock.time() + wait_seconds
     while True:
         token = uuid.uuid4().hex
-        state, held_until = _try_claim(settings, event_id, token, clock)
+        state, held_until = _try_claim(table, found.lease_seconds, event_id, token, clock)
         if state is None:
             return Claim(event_id, owner=token)
         if state == POSTED:
             return Claim(event_id, should_post=False)
         if clock.time() + POLL_SECONDS > deadline:
-            raise _held(settings, event_id, held_until)
+            raise _held(table, event_id, held_until)
         clock.sleep(POLL_SECONDS)
 
 
-def _held(settings: DedupSettings, event_id: str, held_until: float | None) -> ClaimHeld:
+def _held(table: StateTable, event_id: str, held_until: float | None) -> ClaimHeld:
     until = datetime.fromtimestamp(held_until, UTC).strftime("%H:%M:%SZ") if held_until else "?"
     return ClaimHeld(f"event {event_id} is being posted by another invocation (its claim in DynamoDB table "
-                     f"{settings.table!r} runs until {until}); raising so Lambda retries this delivery later")
+                     f"{table.name!r} ({TABLE}) runs until {until}); raising so Lambda retries this delivery later")
 
 
 def mark_posted(claim: Claim, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -229,15 +221,12 @@ def mark_posted(claim: Claim, *, clock: Clock = SYSTEM_CLOCK) -> None:
     :class:`DedupError` on a DynamoDB error: the message is already in Slack, so the caller
     should log it and not raise (a retry could only post it again).
     """
-    settings = dedup_settings()
-    if settings is None or not claim.held:
+    found = dedup_settings()
+    if found is None or not claim.held:
         return
-    event_id = claim.event_id
+    table = StateTable(found.state)
     now = int(clock.time())
-    item = {"event_id": {"S": event_id}, "state": {"S": POSTED}, "posted_at": {"N": str(now)},
-            "expires_at": {"N": str(now + settings.ttl_seconds)}}
-    _call(settings, "PutItem", "record event " + event_id + " as posted", lambda c: c.put_item(
-        TableName=settings.table, Item=item))
+    table.put({KEY: event_key(claim.event_id), "state": POSTED, "posted_at": now, "expires_at": table.expires(now)})
 
 
 def release(claim: Claim) -> None:
@@ -247,76 +236,36 @@ def release(claim: Claim) -> None:
     Raises :class:`DedupError` on a DynamoDB error; the claim then ends with its lease, and a
     later retry posts. The caller should log it and raise the delivery's own error.
     """
-    settings = dedup_settings()
-    if settings is None or claim.owner is None:
+    found = dedup_settings()
+    if found is None or claim.owner is None:
         return
-    token = claim.owner
     # A lost condition: the claim is no longer ours (taken over after its lease, or posted): leave it.
-    with contextlib.suppress(_ConditionFailed):
-        _call(settings, "DeleteItem", "release the claim on event " + claim.event_id, lambda c: c.delete_item(
-            TableName=settings.table, Key={"event_id": {"S": claim.event_id}},
-            ConditionExpression="#owner = :token AND #state = :claimed",
-            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-            ExpressionAttributeValues={":token": {"S": token}, ":claimed": {"S": CLAIMED}}))
+    with contextlib.suppress(ConditionFailed):
+        StateTable(found.state).delete(
+            event_key(claim.event_id), condition="#owner = :token AND #state = :claimed",
+            names={"#owner": "owner", "#state": "state"}, values={":token": claim.owner, ":claimed": CLAIMED})
 
 
-def _try_claim(settings: DedupSettings, event_id: str, token: str,
+def _try_claim(table: StateTable, lease_seconds: int, event_id: str, token: str,
                clock: Clock) -> tuple[str | None, float | None]:
     """(None, None) when claimed; else the current item's state and claimed_until."""
     now = int(clock.time())
-    item = {"event_id": {"S": event_id}, "state": {"S": CLAIMED}, "owner": {"S": token},
-            "claimed_until": {"N": str(now + settings.lease_seconds)},
-            "expires_at": {"N": str(now + settings.ttl_seconds)}}
+    item = {KEY: event_key(event_id), "state": CLAIMED, "owner": token, "claimed_until": now + lease_seconds,
+            "expires_at": table.expires(now)}
     try:
-        _call(settings, "PutItem", "claim event " + event_id, lambda c: c.put_item(
-            TableName=settings.table, Item=item,
+        table.put(
+            item,
             # New; or expired but not yet removed (DynamoDB's TTL deletes lazily, up to days
             # late); or a claim whose lease ran out (its invocation died before posting).
-            ConditionExpression=("attribute_not_exists(#id) OR #expires < :now "
-                                 "OR (#state = :claimed AND #until < :now)"),
+            condition="attribute_not_exists(#pk) OR #expires < :now OR (#state = :claimed AND #until < :now)",
             # "state" is a DynamoDB reserved word (as is "owner"): attributes go through #names.
-            ExpressionAttributeNames={"#id": "event_id", "#expires": "expires_at", "#state": "state",
-                                      "#until": "claimed_until"},
-            ExpressionAttributeValues={":now": {"N": str(now)}, ":claimed": {"S": CLAIMED}},
-            # The item that won, in the same call: no read (and no dynamodb:GetItem) needed.
-            ReturnValuesOnConditionCheckFailure="ALL_OLD"))
-    except _ConditionFailed as failed:
-        state = failed.item.get("state", {}).get("S")
-        until = failed.item.get("claimed_until", {}).get("N")
+            names={"#pk": KEY, "#expires": "expires_at", "#state": "state", "#until": "claimed_until"},
+            values={":now": now, ":claimed": CLAIMED})
+    except ConditionFailed as failed:
+        state = failed.item.get("state")
+        until = failed.item.get("claimed_until")
         if state not in (CLAIMED, POSTED):
-            raise DedupError(f"DynamoDB table {settings.table!r} ({TABLE}) holds an item for event {event_id} "
+            raise DedupError(f"DynamoDB table {table.name!r} ({TABLE}) holds an item {event_key(event_id)} "
                              f"with state {state!r}: is the table used by something else?") from None
-        return state, float(until) if until else None
+        return state, float(until) if isinstance(until, (int, float)) else None
     return None, None
-
-
-def _call(settings: DedupSettings, action: str, doing: str, request: Callable[[Any], Any]) -> Any:
-    """Run one DynamoDB request; raise _ConditionFailed or a DedupError naming the table and the fix."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = dynamodb_client()
-    table = f"DynamoDB table {settings.table!r} ({TABLE})"
-    try:
-        return request(client)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        if code == "ConditionalCheckFailedException":
-            raise _ConditionFailed(error.response.get("Item") or {}) from None
-        if code == "ValidationException":
-            message = error.response.get("Error", {}).get("Message", "")
-            raise DedupError(f"could not {doing}: {table} rejected the request ({message}): its partition key "
-                             "must be event_id, of type S (string)") from None
-        raise DedupError(_in_words(error, action, f"{doing} in {table}", client.meta.region_name)) from None
-    except BotoCoreError as error:
-        raise DedupError(_in_words(error, action, f"{doing} in {table}", client.meta.region_name)) from None
-
-
-def _in_words(error: BaseException, action: str, doing: str, region: str) -> str:
-    fixes: dict[Family, str] = {
-        "not found": f"it does not exist in {region}: create it (partition key event_id (S), TTL on expires_at) "
-                     f"or fix {TABLE}",
-        "access denied": f"not allowed to call dynamodb:{action}: the stage's IAM policy needs dynamodb:PutItem "
-                         "and dynamodb:DeleteItem on the table",
-    }
-    words = describe_aws_error(error, service="DynamoDB", action=f"dynamodb:{action}", doing=doing, fixes=fixes)
-    return f"{words}; raising so Lambda retries the event"

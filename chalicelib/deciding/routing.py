@@ -30,7 +30,7 @@ STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDE
 # Statuses whose messages mention the route's people; the others are for reading, not paging.
 MENTION_STATUSES = ("FAILED", "STUCK")
 _ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop", "stuck_after_minutes",
-               "digest"}
+               "digest", "group_after", "group_window_minutes"}
 DIGEST_ONLY = "only"
 _MATCH_KEYS = {"queue", "job", "status"}
 # U/W: users, S: user groups; "here" and "channel" for the @-everyone kinds. Always fullmatch():
@@ -40,6 +40,11 @@ _CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79}")
 # A routing file is a page or two; a bigger one is the wrong file (a log, a dump), and reading it
 # whole would spend the function's memory before any check could say so.
 MAX_FILE_BYTES = 1024 * 1024
+# Failure storms (chalicelib/deciding/storms.py): GROUP_AFTER and GROUP_WINDOW_MINUTES, and the
+# routes' overrides, share these ranges. More than 1000 own messages is no grouping at all; a window
+# of more than a day would join unrelated failures into one group.
+MAX_GROUP_AFTER = 1000
+MAX_GROUP_WINDOW_MINUTES = 24 * 60
 # Integers in the file are minutes (at most 10080); int() of a longer digit string only costs
 # time, and past 4300 digits raises a ValueError of its own.
 _MAX_INT_DIGITS = 20
@@ -63,6 +68,8 @@ class Route:
     drop: bool = False
     stuck_after_minutes: int | None = None  # None: STUCK_AFTER_MINUTES
     digest: bool | str = False  # True: a daily digest too; "only": the digest and nothing else
+    group_after: int | None = None  # None: GROUP_AFTER; 0: this route's failures are never grouped
+    group_window_minutes: int | None = None  # None: GROUP_WINDOW_MINUTES
 
     @property
     def wants_digest(self) -> bool:
@@ -98,6 +105,9 @@ class Decision:
     reason: str
     channel: str | None = None
     mentions: tuple[str, ...] = ()
+    # The route's failure storm overrides (chalicelib/deciding/storms.py); None: the global setting.
+    group_after: int | None = None
+    group_window_minutes: int | None = None
 
 
 SINGLE_CHANNEL = Decision(route=None, post=True, reason="no routing file")
@@ -132,7 +142,8 @@ class RouteTable:
         if route.statuses is not None and status not in route.statuses:
             return Decision(route.name, False, f"route {route.name!r} does not want {status}")
         mentions = route.mentions if status in MENTION_STATUSES else ()
-        return Decision(route.name, True, "routed", channel=route.channel, mentions=mentions)
+        return Decision(route.name, True, "routed", channel=route.channel, mentions=mentions,
+                        group_after=route.group_after, group_window_minutes=route.group_window_minutes)
 
     @property
     def sets_channels(self) -> bool:
@@ -249,8 +260,13 @@ def _parse_route(raw: Any, index: int, source: str) -> Route:
     digest = raw.get("digest", False)
     if not (isinstance(digest, bool) or digest == DIGEST_ONLY):
         raise RoutesError(f"{where}: 'digest' must be true, false or \"only\"")
+    group_after = _whole(raw.get("group_after"), f"{where}: 'group_after'", 0, MAX_GROUP_AFTER,
+                         "jobs (0: never group this route's failures)")
+    group_window = _whole(raw.get("group_window_minutes"), f"{where}: 'group_window_minutes'", 1,
+                          MAX_GROUP_WINDOW_MINUTES, "minutes (a day at most)")
     route = Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
-                  mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest)
+                  mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest,
+                  group_after=group_after, group_window_minutes=group_window)
     _check_combination(route, where)
     return route
 
@@ -300,12 +316,20 @@ def _stuck_after(value: Any, where: str) -> int | None:
     return value
 
 
+def _whole(value: Any, where: str, low: int, high: int, unit: str) -> int | None:
+    """An optional whole number from ``low`` to ``high`` (JSON's true and 5.0 are not one)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+        raise RoutesError(f"{where} must be a whole number of {unit} from {low} to {high}")
+    return value
+
+
 def _check_combination(route: Route, where: str) -> None:
     """Fields that contradict each other: a drop route that also posts, a digest-only route with statuses."""
     if route.drop and (route.channel or route.mentions or route.statuses is not None or route.digest
-                       or route.stuck_after_minutes is not None):
+                       or route.stuck_after_minutes is not None or route.group_after is not None
+                       or route.group_window_minutes is not None):
         raise RoutesError(f"{where}: a 'drop' route posts nothing: remove 'channel', 'mention', 'statuses', "
-                          "'digest' and 'stuck_after_minutes'")
+                          "'digest', 'stuck_after_minutes', 'group_after' and 'group_window_minutes'")
     if route.digest == DIGEST_ONLY and route.statuses is not None:
         raise RoutesError(f"{where}: a digest-only route posts no per-job messages: remove 'statuses', "
                           "or use \"digest\": true with the statuses still wanted (e.g. [\"STUCK\"])")

@@ -38,6 +38,8 @@ from chalicelib.composing.messages import SlackMessage
 from chalicelib.core import masking
 from chalicelib.core.config import API_URL, SlackSettings
 from chalicelib.core.secrets import resolve
+from chalicelib.core.state_table import StateError
+from chalicelib.delivering.pacing import POST, UPDATE, Pacer
 from chalicelib.delivering.retries import DEFAULT_RETRY_AFTER, Call, header, retry_after_seconds, retry_handlers
 from chalicelib.delivering.slack_errors import (
     PERMANENT_ERRORS,
@@ -90,8 +92,12 @@ class Slack:
     message, with its own budget (``SLACK_DELIVERY_BUDGET_SECONDS``), and returns a
     :class:`Delivery` or raises :class:`DeliveryError` (never returns unsent)."""
 
-    def __init__(self, settings: SlackSettings) -> None:
+    def __init__(self, settings: SlackSettings, pacer: Pacer | None = None) -> None:
+        """``pacer``: each Web API post, reply and update first waits for its turn there
+        (chalicelib/delivering/pacing.py), within the call's budget; None: no pacing. A webhook is
+        never paced (conversations, and so pacing, need the bot token)."""
         self.settings = settings
+        self.pacer = pacer
 
     def post(self, message: SlackMessage, *, channel: str | None = None) -> Delivery:
         """Post ``message`` to ``channel`` (default ``SLACK_CHANNEL``; bot mode only: a webhook
@@ -103,7 +109,7 @@ class Slack:
         where = channel or self.settings.channel or ""
         return self._call(message, lambda session, payload: session.api(
             lambda web: web.chat_postMessage(channel=where, text=payload["text"], blocks=payload.get("blocks"),
-                                             unfurl_links=False, unfurl_media=False), where))
+                                             unfurl_links=False, unfurl_media=False), where), (POST, where))
 
     def update(self, ref: MessageRef, message: SlackMessage) -> Delivery:
         """Replace the text and blocks of the posted message ``ref`` (chat.update); raise
@@ -113,7 +119,7 @@ class Slack:
         # an empty list, so the old blocks do not outlive their text.
         return self._call(message, lambda session, payload: session.api(
             lambda web: web.chat_update(channel=ref.channel, ts=ref.ts, text=payload["text"],
-                                        blocks=payload.get("blocks", [])), ref.channel, ref.ts))
+                                        blocks=payload.get("blocks", [])), ref.channel, ref.ts), (UPDATE, ref.channel))
 
     def reply(self, ref: MessageRef, message: SlackMessage, *, broadcast: bool = False) -> Delivery:
         """Post ``message`` in the thread of ``ref`` (shown in the channel too with ``broadcast``);
@@ -123,24 +129,28 @@ class Slack:
             lambda web: web.chat_postMessage(channel=ref.channel, thread_ts=ref.ts, text=payload["text"],
                                              blocks=payload.get("blocks"), unfurl_links=False, unfurl_media=False,
                                              # None: not sent at all (slack-sdk drops it)
-                                             reply_broadcast=True if broadcast else None), ref.channel, ref.ts))
+                                             reply_broadcast=True if broadcast else None), ref.channel, ref.ts),
+                          (POST, ref.channel))  # a reply counts against the channel's post limit
 
     def _need_bot(self, what: str) -> None:
         if self.settings.mode == "webhook":
             raise BotTokenNeeded(f"a webhook cannot {what}: that needs a bot token (SLACK_BOT_TOKEN_PARAM, "
                                  "or SLACK_BOT_TOKEN, with SLACK_CHANNEL); 0 HTTP request(s) made")
 
-    def _call(self, message: SlackMessage, send: Send) -> Delivery:
+    def _call(self, message: SlackMessage, send: Send, pace: tuple[str, str] | None = None) -> Delivery:
         settings = self.settings
         secret = resolve(settings.secret)
         masking.protect(secret)  # from here on, no log record or error of the process shows it
         call = Call(BoundedTransport(request_timeout=settings.request_timeout,
                                      budget_seconds=settings.delivery_budget), settings.request_timeout)
+        # The wait for a turn comes out of the call's budget: the transport's deadline is the same.
+        deadline = call.started + settings.delivery_budget
         session = _Session(settings, secret, call)
         # A job may log the very webhook or token the app posts with: never into the channel.
         payload = _masked(message.to_dict())
         try:
             try:
+                self._wait_turn(pace, deadline)
                 ref = send(session, payload)
             except PermanentDeliveryError as error:
                 if error.code not in REJECTED_CONTENT:
@@ -148,6 +158,7 @@ class Slack:
                 log.warning(json.dumps({"warning": "Slack rejected the message; sending it once as plain text",
                                         "code": error.code, "payload_bytes": len(json.dumps(payload).encode())}))
                 text = masking.mask(message.text)
+                self._wait_turn(pace, deadline)  # a second post: a second turn
                 ref = send(session, {"text": f"{text}\n_(Slack rejected the full message: {error.code})_"})
         except DeliveryError as error:
             raise type(error)(masking.mask(f"{error}{call.account()}"), error.code) from None
@@ -158,11 +169,18 @@ class Slack:
         except UnacceptableAnswer as error:
             raise DeliveryError(masking.mask(f"{error}: not counted as posted; giving up for now so Lambda retries "
                                              f"the event later{call.account()}")) from None
+        except StateError:
+            raise  # the pacer's table failed: not Slack's doing, and Lambda retries the invocation
         except Exception as error:  # connection refused, timeouts... after retries
             raise DeliveryError(masking.mask(
                 f"could not reach Slack after {call.transport.attempts} attempt(s): {type(error).__name__}: "
                 f"{_short(error)}{call.account()}")) from None
         return Delivery(attempts=call.transport.attempts, seconds=time.monotonic() - call.started, ref=ref)
+
+    def _wait_turn(self, pace: tuple[str, str] | None, deadline: float) -> None:
+        if self.pacer is not None and pace is not None and self.settings.mode != "webhook":
+            method, channel = pace
+            self.pacer.wait_turn(method, channel, deadline)
 
 
 def deliver(message: SlackMessage, settings: SlackSettings, channel: str | None = None) -> DeliveryReceipt:

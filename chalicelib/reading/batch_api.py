@@ -63,6 +63,7 @@ class JobSummary:
     name: str | None
     status: str | None
     status_reason: str | None = None
+    job_arn: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     stopped_at: datetime | None = None
@@ -81,6 +82,7 @@ class JobSummary:
 
         return cls(
             queue=queue, job_id=as_text(raw.get("jobId")), name=as_text(raw.get("jobName")),
+            job_arn=as_text(raw.get("jobArn")),
             status=as_text(raw.get("status")), status_reason=as_text(raw.get("statusReason")),
             created_at=as_utc_datetime(raw.get("createdAt")), started_at=as_utc_datetime(raw.get("startedAt")),
             stopped_at=as_utc_datetime(raw.get("stoppedAt")), exit_code=as_int(part("container").get("exitCode")),

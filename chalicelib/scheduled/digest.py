@@ -56,6 +56,7 @@ from chalicelib.reading.batch_api import (
     utcnow,
 )
 from chalicelib.reading.links import batch_job_url
+from chalicelib.scheduled.posting import ScheduledPost
 from chalicelib.scheduled.run import Plan, RunResult, run_scheduled
 
 DIGEST_WINDOW = timedelta(hours=24)
@@ -328,7 +329,7 @@ class DailyDigest:
     def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
              table: RouteTable | None, region: str | None) -> Plan:
         digests = plan_digests(listings, at, table, problems)
-        posts = [({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
-                   "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region), digest.channel)
-                 for digest in digests]
+        posts = [ScheduledPost({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
+                                "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region),
+                               digest.channel) for digest in digests]
         return Plan(posts, {"digests": len(digests)})

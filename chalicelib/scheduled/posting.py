@@ -6,15 +6,22 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.composing.messages import SlackMessage
 from chalicelib.core.config import SlackSettings
 from chalicelib.core.logline import log_line
-from chalicelib.delivering.slack import PermanentDeliveryError, deliver
+from chalicelib.delivering.slack import Delivery, PermanentDeliveryError, deliver
 
-# One message of a scheduled handler: its log fields, how to build it, and its channel.
-ScheduledPost = tuple[Mapping[str, Any], Callable[[], SlackMessage], str | None]
+
+class ScheduledPost(NamedTuple):
+    """One message of a scheduled handler: its log fields, how to build it, its channel, and what
+    to do once Slack took it (the sweep records which jobs its report shows)."""
+
+    fields: Mapping[str, Any]
+    build: Callable[[], SlackMessage]
+    channel: str | None
+    after: Callable[[Delivery], None] | None = None
 
 
 # Less time than this left of the invocation: not worth starting a delivery.
@@ -32,7 +39,7 @@ def post_each(posts: Iterable[ScheduledPost], settings: SlackSettings,
     first messages twice); what no longer fits is logged as not posted.
     """
     posted = failed = 0
-    for fields, build, channel in posts:
+    for fields, build, channel, after in posts:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < MIN_DELIVERY_SECONDS:
             failed += 1
@@ -48,5 +55,15 @@ def post_each(posts: Iterable[ScheduledPost], settings: SlackSettings,
                      permanent=isinstance(error, PermanentDeliveryError) or None)
             continue
         posted += 1
-        log_line(logging.INFO, **fields, outcome="posted", slack_attempts=receipt.attempts)
+        log_line(logging.INFO, **fields, outcome="posted", slack_attempts=receipt.attempts,
+                 recorded=None if after is None else _after_posting(after, receipt))
     return posted, failed
+
+
+def _after_posting(after: Callable[[Delivery], None], receipt: Delivery) -> str:
+    """Run ``after``; its failure is logged in the post's line, never raised (the message is out)."""
+    try:
+        after(receipt)
+    except Exception as error:
+        return f"not recorded: {type(error).__name__}: {error}"
+    return "yes"

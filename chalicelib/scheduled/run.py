@@ -19,14 +19,13 @@ Failure rules, the same for every scheduled handler:
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.core.config import slack_settings
+from chalicelib.core.deadline import invocation_deadline
 from chalicelib.core.logline import log_line
 from chalicelib.deciding.routing import Route, RouteTable, route_table
 from chalicelib.reading.batch_api import (
@@ -140,7 +139,7 @@ def run_scheduled(work: ScheduledWork, event: Any, now: Callable[[], datetime],
     # (a new account) is a true answer: the digest says the day was empty.
     if found.listings or not queues:
         plan = work.plan(found.listings, found.problems, at, table, _region(client))
-        posted, failed = post_each(plan.posts, slack, deadline=_invocation_deadline(event))
+        posted, failed = post_each(plan.posts, slack, deadline=invocation_deadline(event))
         figures = plan.figures
     log_line(logging.INFO, **_tag(work), **{work.time_field: at.isoformat()}, queues=len(queues), **figures,
              posted=posted, failed=failed, unlisted=found.unlisted or None, truncated=found.truncated or None)
@@ -153,28 +152,6 @@ def run_scheduled(work: ScheduledWork, event: Any, now: Callable[[], datetime],
 def _skipped(work: ScheduledWork, reason: str) -> RunResult:
     log_line(logging.INFO, **_tag(work), outcome="skipped", reason=reason)
     return RunResult(at=None, reason=reason)
-
-
-# Kept back from Lambda's timeout for the summary line and the return.
-DEADLINE_MARGIN_SECONDS = 3.0
-
-
-def _invocation_deadline(event: Any) -> float | None:
-    """When this invocation must be done (``time.monotonic()``), from Lambda's context; None without one.
-
-    Only on Lambda itself (``AWS_LAMBDA_FUNCTION_NAME`` set): ``chalice.test`` and ``chalice local``
-    hand every invocation a context of a fixed 3 s, whatever the stage's ``lambda_timeout``.
-    """
-    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return None
-    remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
-    if not callable(remaining):
-        return None
-    try:
-        millis = float(remaining())
-    except (TypeError, ValueError):
-        return None
-    return time.monotonic() + millis / 1000 - DEADLINE_MARGIN_SECONDS
 
 
 def _tag(work: ScheduledWork) -> dict[str, str]:

@@ -53,8 +53,12 @@ from chalicelib.composing.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
-from chalicelib.core.config import ScheduledSettings, scheduled_settings
+from chalicelib.core.config import ScheduledSettings, scheduled_settings, slack_settings
+from chalicelib.core.state_table import state_table
+from chalicelib.deciding.conversations import conversation_mode
+from chalicelib.deciding.job_messages import JobMessages
 from chalicelib.deciding.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable
+from chalicelib.delivering.slack import Delivery
 from chalicelib.reading.batch_api import (
     MAX_JOBS_PER_LISTING,
     JobListing,
@@ -64,6 +68,7 @@ from chalicelib.reading.batch_api import (
     utcnow,
 )
 from chalicelib.reading.links import batch_job_url
+from chalicelib.scheduled.posting import ScheduledPost
 from chalicelib.scheduled.run import Plan, RunResult, run_scheduled
 
 STUCK = "STUCK"  # the status routes name for the sweep's reports
@@ -331,8 +336,10 @@ class StuckSweep:
              table: RouteTable | None, region: str | None) -> Plan:
         threshold = timedelta(minutes=self.settings.stuck_after_minutes)
         sweep = plan_sweep(listings, at, self.window, threshold, table, problems)
-        posts = [({"sweep": "stuck", "queue": report.queue, "route": report.route, "jobs": len(report.jobs)},
-                  partial(_report_message, report, region), report.channel) for report in sweep.reports]
+        remember = conversation_mode().on
+        posts = [ScheduledPost({"sweep": "stuck", "queue": report.queue, "route": report.route,
+                                "jobs": len(report.jobs)}, partial(_report_message, report, region), report.channel,
+                               partial(_remember_report, report) if remember else None) for report in sweep.reports]
         figures = {"window_minutes": round(self.window.total_seconds() / 60), "waiting": sweep.waiting,
                    "over_threshold": sweep.over_threshold, "reports": len(sweep.reports),
                    "skipped": sweep.skipped or None}
@@ -341,3 +348,18 @@ class StuckSweep:
 
 def _report_message(report: StuckReport, region: str | None) -> SlackMessage:
     return with_mentions(build_stuck_message(report, region), report.mentions)
+
+
+def _remember_report(report: StuckReport, delivery: Delivery) -> None:
+    """Conversation mode: record the report as the message of each job it shows (unless the job has
+    one already), so the job's later events are replies in the report's thread."""
+    table = state_table()
+    if table is None or delivery.ref is None:
+        return
+    records = JobMessages(table)
+    at = report.at.timestamp()
+    for stuck in report.jobs:
+        key = stuck.job.job_arn or stuck.job.job_id
+        if key:
+            records.record_shared(key, report.channel or slack_settings().channel or "",
+                                  (delivery.ref.channel, delivery.ref.ts), STUCK, at)
