@@ -1,7 +1,10 @@
 """The path every handler takes: event in, route decided, message built and delivered.
 
 The steps, in order: :func:`parse` the event, :func:`decide` its route, build its message,
-claim it (the optional dedup table), deliver it, record it as posted. Each event handled
+claim it (the state table, when set), deliver it, record it as posted. With a bot token and the
+state table, delivering means the job's conversation (chalicelib/delivering/conversation.py: its
+one living message, updated and threaded; failure storms grouped); otherwise one message per
+event. Each event handled
 leaves one structured (JSON) log line, written in one place (:func:`_log_ending`): event id,
 job id, status, route, outcome (posted / skipped and why / failed and why), Slack attempts
 and duration. Never the token, the webhook URL or the message body.

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -24,6 +25,7 @@ from moto import mock_aws
 from app import app
 from chalicelib.core import clients, config
 from chalicelib.core.state_table import state_table
+from tests.batch_stub import api_job, api_queue, scheduled_event
 from tests.conftest import TEST_CHANNEL, load_event
 from tools.lambda_env import containers
 from tools.slack_standin import Shown, SlackStandIn
@@ -193,3 +195,57 @@ def test_bot_mode_without_a_table_says_once_that_conversations_are_off(bot, capl
     assert len(top_level(bot)) == 2 and bot.updates == []
     off = [record for record in caplog.records if '"conversations": "off"' in record.getMessage()]
     assert len(off) == 1 and "NOTIFY_STATE_TABLE" in off[0].getMessage()
+
+
+def storm_events(count: int) -> list[dict[str, Any]]:
+    """``count`` FAILED jobs of one queue, failing alike (the image could not be pulled)."""
+    template = load_event("diag_image_pull")
+    old_id = template["detail"]["jobId"]
+    events = []
+    for index in range(count):
+        event = copy.deepcopy(template)
+        job_id = f"5707a000-0000-4000-8000-{index:012d}"
+        event["id"] = f"5707a000-0000-4000-9000-{index:012d}"
+        event["detail"]["jobId"], event["detail"]["jobName"] = job_id, f"storm-shard-{index:03d}"
+        event["detail"]["jobArn"] = event["detail"]["jobArn"].replace(old_id, job_id)
+        event["resources"] = [job_id]
+        events.append(event)
+    return events
+
+
+def test_a_storm_of_60_failures_from_10_containers_shows_every_job_exactly_once(table, bot):
+    events = storm_events(60)
+    with containers(app, env={"SLACK_PACE_SECONDS": "0.02"}) as invoke_in_container, \
+            ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda event: invoke_in_container("on_job_failed", event), events))
+    shown = top_level(bot)
+    assert len(shown) <= 3 + 2  # GROUP_AFTER (3) of their own, and the group message
+    groups = [message for message in shown if "60 jobs failed" in message.text]
+    assert len(groups) == 1, [message.text for message in shown]
+    seen: dict[str, int] = {}
+    for message in shown:
+        # A job's own message names it in its headline; a group lists its jobs in its thread's replies.
+        places = [message] if message is not groups[0] else list(message.replies)
+        for place in places:
+            for event in events:
+                if event["detail"]["jobId"] in texts(place):
+                    seen[event["detail"]["jobId"]] = seen.get(event["detail"]["jobId"], 0) + 1
+    assert seen == {event["detail"]["jobId"]: 1 for event in events}
+    assert len(bot.updates) < 20  # kept current, not updated once per job
+
+
+def test_a_job_reported_stuck_gets_its_later_events_in_the_reports_thread(table, bot, batch):
+    # The sweep at 09:15 finds the job waiting in RUNNABLE since 08:40 (over the 30 minutes of the default).
+    batch.queues([api_queue("finance-critical-queue")])
+    batch.waiting("finance-critical-queue", runnable=[api_job(
+        RUNNING["detail"]["jobId"], RUNNING["detail"]["jobName"], "RUNNABLE", datetime(2024, 5, 13, 8, 40, tzinfo=UTC),
+        reason="Waiting for capacity")])
+    invoke("on_stuck_job_sweep", scheduled_event("2024-05-13T09:15:03Z"))
+    [report] = top_level(bot)
+    invoke("on_critical_job_running", RUNNING)
+    invoke("on_job_failed", FAILED)
+    [message] = top_level(bot)
+    assert message.ts == report.ts and not message.edited  # a report shows many jobs: never rewritten for one
+    running, failed, *_ = message.replies
+    assert "STUCK → RUNNING" in running.text and not running.broadcast
+    assert "RUNNING → FAILED" in failed.text and failed.broadcast

@@ -1,6 +1,6 @@
 """The folder listing is the pipeline, and no stage imports one above it.
 
-core < reading < deciding < composing < delivering < scheduled < the entry points
+core < reading < deciding < composing < delivering < scheduled < interactions < the entry points
 (chalicelib/notify.py, chalicelib/application.py). A module may import its own stage and
 any stage below; an import upwards would tie a lower stage to a higher one's changes.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 LIB = Path(__file__).resolve().parent.parent / "chalicelib"
-STAGES = ("core", "reading", "deciding", "composing", "delivering", "scheduled")
+STAGES = ("core", "reading", "deciding", "composing", "delivering", "scheduled", "interactions")
 TOP = len(STAGES)  # the modules directly in chalicelib/
 
 

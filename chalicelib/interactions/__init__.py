@@ -1,0 +1,1 @@
+"""Slack interactions: clicks on the messages' buttons, verified and acted on."""
