@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,29 +26,13 @@ from chalicelib.core import clients, config
 from chalicelib.core.state_table import state_table
 from tests.batch_stub import api_job, api_queue, scheduled_event
 from tests.conftest import TEST_CHANNEL, load_event
+from tests.state_fixtures import STATE_TABLE, Serialized, create_state_table
 from tools.lambda_env import containers
 from tools.slack_standin import Shown, SlackStandIn
 
-TABLE = "batch-notify-test-state"
+TABLE = STATE_TABLE
 RUNNING = load_event("critical_running")
 JOB_ARN = RUNNING["detail"]["jobArn"]
-
-
-class Serialized:
-    """A DynamoDB client whose calls run one at a time, as DynamoDB applies each write atomically."""
-
-    def __init__(self, client: Any) -> None:
-        self._client, self._lock = client, threading.Lock()
-        self.meta = client.meta
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
 
 
 @pytest.fixture
@@ -57,10 +40,7 @@ def table(bot: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Conversation mode: bot token, the state table in moto, fast pacing (the tests are not about it)."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                              BillingMode="PAY_PER_REQUEST")
-        monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
+        monkeypatch.setenv("NOTIFY_STATE_TABLE", create_state_table(dynamodb))
         monkeypatch.setenv("SLACK_PACE_SECONDS", "0.02")
         monkeypatch.setenv("LOG_TAIL_LINES", "0")
         config.reset()
@@ -176,9 +156,7 @@ def test_mentions_ping_once_on_the_first_failure_never_in_updates(table, bot, tm
 def test_webhook_mode_posts_one_message_per_event_as_before(webhook, monkeypatch, caplog):
     with mock_aws():
         monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        create_state_table(boto3.client("dynamodb"))
         config.reset()
         with caplog.at_level(logging.INFO, logger="batch_notify"):
             invoke("on_critical_job_running", RUNNING)

@@ -27,6 +27,7 @@ from chalicelib.core.config import ConfigError
 from chalicelib.core.state_table import StateError, StateSettings
 from chalicelib.deciding import dedup
 from chalicelib.deciding.dedup import Claim, ClaimHeld, DedupError, release
+from tests.state_fixtures import Serialized, create_state_table
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "batch-notify-test-state"
@@ -82,20 +83,11 @@ def mark_posted(held: Claim) -> None:
 def table(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Iterator[Any]:
     """The state table as the README creates it, with NOTIFY_STATE_TABLE naming it."""
     with mock_aws():
-        client = create_state_table(TABLE)
+        client = boto3.client("dynamodb")
+        create_state_table(client, TABLE)
         monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
         config.reset()
         yield client
-
-
-def create_state_table(name: str) -> Any:
-    client = boto3.client("dynamodb")
-    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
-    client.update_time_to_live(TableName=name, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": "expires_at"})
-    return client
 
 
 def item(client: Any, event_id: str = EVENT) -> dict[str, Any]:
@@ -229,24 +221,6 @@ def test_an_event_item_in_an_unknown_state_is_an_error_not_a_guess(table, clock)
         claim(EVENT)
 
 
-class _Atomic:
-    """The DynamoDB client with each call under one lock: DynamoDB applies each conditional
-    write atomically, moto does not (attributes such as ``meta`` pass through)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client, self._lock = client, threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._client, name)
-        if not callable(found):
-            return found
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return found(*args, **kwargs)
-        return locked
-
-
 def test_concurrent_invocations_post_an_event_once(table):
     # Eight containers receive the same event at once (real threads, the real clock, no patience).
     outcomes: list[str] = []
@@ -263,7 +237,7 @@ def test_concurrent_invocations_post_an_event_once(table):
         else:
             outcomes.append("skipped")
 
-    with clients.use_client("dynamodb", _Atomic(boto3.client("dynamodb"))):
+    with clients.use_client("dynamodb", Serialized(boto3.client("dynamodb"))):
         threads = [threading.Thread(target=invocation) for _ in range(8)]
         for thread in threads:
             thread.start()

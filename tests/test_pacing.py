@@ -30,6 +30,7 @@ from chalicelib.core.state_table import StateError, StateTable, state_table
 from chalicelib.delivering import pacing
 from chalicelib.delivering.pacing import POST, UPDATE, Clock, table_pacer
 from chalicelib.delivering.slack import DeliveryError, MessageRef, Slack
+from tests import state_fixtures
 from tests.conftest import BOT_TOKEN, PROD_CHANNEL, TEST_CHANNEL
 from tools.slack_standin import Reply, SlackStandIn
 
@@ -68,40 +69,25 @@ class FakeClock:
         return [seconds for _, seconds in self.sleeps]
 
 
-@dataclass
-class Serialized:
-    """The DynamoDB client, each call under one lock (moto does not lock), recording the order in
-    which pace writes went through: (thread name, the next_at it left)."""
+class Serialized(state_fixtures.Serialized):
+    """The serialized DynamoDB client, also recording the order in which pace writes went through:
+    (thread name, the next_at it left)."""
 
-    client: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    calls: list[str] = field(default_factory=list)
-    granted: list[tuple[str, float]] = field(default_factory=list)
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.granted: list[tuple[str, float]] = []
 
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self.client, name)
-        if not callable(target):
-            return target
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self.lock:
-                self.calls.append(name)
-                answer = target(*args, **kwargs)
-                after = answer.get("Attributes", {}).get("next_at") if isinstance(answer, dict) else None
-                if after is not None:
-                    self.granted.append((threading.current_thread().name, float(after["N"])))
-                return answer
-
-        return locked
+    def seen(self, name: str, answer: Any) -> None:
+        after = answer.get("Attributes", {}).get("next_at") if isinstance(answer, dict) else None
+        if after is not None:
+            self.granted.append((threading.current_thread().name, float(after["N"])))
 
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serialized]:
     with mock_aws():
         made = boto3.client("dynamodb", region_name="us-east-1")
-        made.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+        state_fixtures.create_state_table(made, TABLE)
         monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
         config.reset()
         proxy = Serialized(made)

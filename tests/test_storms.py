@@ -53,6 +53,7 @@ from chalicelib.delivering.slack import Slack
 from chalicelib.delivering.storm_posting import StormResult, StormTimeout, join_storm
 from chalicelib.reading.event import JobStateChange
 from tests.conftest import TEST_CHANNEL, load_event
+from tests.state_fixtures import Serialized, create_state_table
 from tools.slack_standin import Reply, SlackStandIn, block_kit_errors
 
 TABLE = "batch-notify-test-state"
@@ -62,35 +63,14 @@ ONCALL = "U0ONCALL01"
 FAST: dict[str, Any] = {"update_seconds": 0.3, "poll_seconds": (0.1, 0.2), "lease_seconds": 5.0}
 
 
-class Locked:
-    """A DynamoDB client whose every call runs under one lock (moto does not lock; DynamoDB applies
-    each conditional write atomically)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-        return locked
-
-
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[StateTable]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                              KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        create_state_table(dynamodb, TABLE)
         monkeypatch.setenv("NOTIFY_STATE_TABLE", TABLE)
         config.reset()
-        with clients.use_client("dynamodb", Locked(dynamodb)):
+        with clients.use_client("dynamodb", Serialized(dynamodb)):
             found = state_table()
             assert found is not None
             yield found
