@@ -8,7 +8,10 @@ a time, which is what DynamoDB guarantees, so concurrency tests test our code, n
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 STATE_TABLE = "batch-notify-test-state"
 
@@ -31,6 +34,8 @@ class Serialized:
     def __init__(self, client: Any) -> None:
         self._client, self._lock = client, threading.Lock()
         self.calls: list[str] = []
+        # A test sets this to make chosen calls fail as DynamoDB does when it throttles.
+        self.fail_when: Callable[[str, dict[str, Any]], bool] = lambda name, kwargs: False
 
     def seen(self, name: str, answer: Any) -> None:
         """Called under the lock with each call's name and answer (nothing by default)."""
@@ -43,6 +48,9 @@ class Serialized:
         def locked(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
                 self.calls.append(name)
+                if self.fail_when(name, kwargs):
+                    raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                                 "Message": "Rate of requests exceeds the allowed throughput"}}, name)
                 answer = found(*args, **kwargs)
                 self.seen(name, answer)
                 return answer

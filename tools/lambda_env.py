@@ -42,7 +42,7 @@ def containers(app: Any, stage: str = "local", env: Mapping[str, str] | None = N
         for name in unset:
             os.environ.pop(name, None)
         config.reset()
-        client = Client(app, stage_name=stage)
+        client = Client(app, stage_name=stage, project_dir=str(ROOT))
         yield lambda handler, event: client.lambda_.invoke(handler, event)
     finally:
         os.environ = saved  # type: ignore[assignment]  # noqa: B003

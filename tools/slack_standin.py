@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -406,14 +406,19 @@ class SlackStandIn:
         members: Iterable[str] = (MEMBER,),
         rate_limit_per_channel: float | None = None,
         update_rate_per_minute: int | None = None,
+        channel_ids: Mapping[str, str] | None = None,
     ) -> None:
+        """``channel_ids`` maps channel names (``#alerts``) to IDs: a post to a name is answered with the
+        ID and filed under it, and chat.update refuses the name (``channel_not_found``), as Slack does.
+        Without it, a name is a channel of its own (and answered as given)."""
         if rate_limit_per_channel is not None and rate_limit_per_channel <= 0:
             raise ValueError("rate_limit_per_channel must be positive (or None to disable)")
         if update_rate_per_minute is not None and update_rate_per_minute < 1:
             raise ValueError("update_rate_per_minute must be at least 1 (or None to disable)")
         self.bot_token = bot_token
         listed = tuple(channels)
-        self.channels = frozenset(listed)
+        self.channel_ids = {_channel_key(name): channel for name, channel in (channel_ids or {}).items()}
+        self.channels = frozenset((*listed, *self.channel_ids.values(), *(channel_ids or {})))
         self.webhook_path = webhook_path if webhook_path.startswith("/") else "/" + webhook_path
         self.webhook_channel = webhook_channel or (listed[0] if listed else "C0WEBHOOK")
         self.members = frozenset(members)
@@ -543,6 +548,7 @@ class SlackStandIn:
     def channel_view(self, channel: str) -> list[Shown]:
         """The channel as a person reads it: top-level messages in order (deleted ones gone),
         each with its current text and blocks and its thread's replies."""
+        channel = self.channel_ids.get(_channel_key(channel), channel)
         with self._lock:
             return [self._shown(m) for m in (self._store[(_channel_key(channel), ts)]
                                              for ts in self._timeline.get(_channel_key(channel), []))
@@ -700,7 +706,7 @@ class SlackStandIn:
         return Reply(200, "ok"), body
 
     def _post_message(self, body: dict[str, Any]) -> Answer:
-        channel, thread_ts = body["channel"], body.get("thread_ts")
+        channel, thread_ts = self.channel_ids.get(_channel_key(body["channel"]), body["channel"]), body.get("thread_ts")
         parent = None
         if thread_ts is not None:
             parent = self._store.get((_channel_key(channel), str(thread_ts)))
@@ -717,6 +723,8 @@ class SlackStandIn:
 
     def _update(self, body: dict[str, Any]) -> Answer:
         channel, ts = body["channel"], body.get("ts")
+        if _channel_key(channel) in self.channel_ids:
+            return _api_error("channel_not_found"), None  # Slack updates by channel ID only
         message = self._store.get((_channel_key(channel), str(ts)))
         if message is None or message.deleted:
             return _api_error("message_not_found"), None

@@ -18,6 +18,7 @@ variable this one replaced, is refused with a message saying how to move (its ta
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -97,6 +98,18 @@ def _state_section(tree: Settings) -> StateSettings | None:
     return load_state_settings(tree.env)
 
 
+# DynamoDB's partition keys are at most 2048 bytes; an id or ARN from an event can be any length.
+MAX_PLAIN_KEY_BYTES = 512
+
+
+def item_key(kind: str, key: str) -> str:
+    """The ``pk`` of ``kind``'s item for ``key``: ``kind#key``, or ``kind#sha256:<hex>`` when ``key``
+    is too long to be a DynamoDB key as it is (a forged event's 3,000-character job ARN)."""
+    if len(key.encode("utf-8", "surrogatepass")) <= MAX_PLAIN_KEY_BYTES:
+        return f"{kind}#{key}"
+    return f"{kind}#sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def dynamodb_client() -> Any:
     """This container's DynamoDB client (``core/clients.py``; tests hook its calls through
     ``meta.events``, or hand in their own with ``clients.use_client``)."""
@@ -169,11 +182,23 @@ class StateTable:
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(_from_dynamo(error.response.get("Item") or {})) from None
             if code == "ValidationException":
-                raise StateError(f"could not {doing}: {table} rejected the request ({details.get('Message', '')}): "
-                                 f"its partition key must be {KEY}, of type S (string)") from None
-            raise StateError(_in_words(error, action, f"{doing} in {table}", dynamodb.meta.region_name)) from None
+                said = str(details.get("Message", ""))
+                fix = f": its partition key must be {KEY}, of type S (string)" if "key" in said.lower() else ""
+                raise StateError(f"could not {_bounded(doing)}: {table} rejected the request ({_bounded(said)}){fix}"
+                                 ) from None
+            raise StateError(_in_words(error, action, f"{_bounded(doing)} in {table}", dynamodb.meta.region_name)
+                             ) from None
         except BotoCoreError as error:
-            raise StateError(_in_words(error, action, f"{doing} in {table}", dynamodb.meta.region_name)) from None
+            raise StateError(_in_words(error, action, f"{_bounded(doing)} in {table}", dynamodb.meta.region_name)
+                             ) from None
+
+
+_SHOWN_LIMIT = 300
+
+
+def _bounded(text: str) -> str:
+    """Text for an error message, cut: a key or AWS's message can be long."""
+    return text if len(text) <= _SHOWN_LIMIT else text[:_SHOWN_LIMIT] + f"… ({len(text)} characters)"
 
 
 def _key(pk: str) -> dict[str, Any]:

@@ -49,13 +49,14 @@ from chalicelib.core.state_table import (
     StateError,
     StateSettings,
     StateTable,
+    item_key,
     load_state_settings,
 )
 
 LEASE_SECONDS = "NOTIFY_DEDUP_LEASE_SECONDS"
 # The dedup table's own TTL setting, replaced by the state table's NOTIFY_STATE_TTL_DAYS.
 REPLACED_TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
-PK_PREFIX = "event#"
+KIND = "event"  # its items' pk: event#<event id>
 
 # A claim must outlive the invocation that made it (lambda_timeout, 60 s in .chalice/config.json):
 # a live invocation never loses its claim to another. And it should end before Lambda's
@@ -160,7 +161,7 @@ def enabled() -> bool:
 
 def event_key(event_id: str) -> str:
     """The state table ``pk`` of ``event_id``'s claim."""
-    return PK_PREFIX + event_id
+    return item_key(KIND, event_id)
 
 
 # Failure semantics of claim(), decided deliberately:

@@ -28,20 +28,22 @@ from datetime import datetime
 from typing import Any, Literal
 
 from chalicelib.core.errors import BatchNotifyError
-from chalicelib.core.state_table import ConditionFailed, Item, StateTable, now
+from chalicelib.core.state_table import ConditionFailed, Item, StateTable, item_key, now
 from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JobStateChange
 
 # A job's states in the order they can happen; a later event applies only when its order is greater.
 # Batch moves a job that will be retried back to RUNNABLE, so the attempt count comes first.
-_RANKS = {"SUBMITTED": 1, "PENDING": 2, "RUNNABLE": 3, "BLOCKED": 3, "STUCK": 3, "STARTING": 4, "RUNNING": 5}
+# Spaced by ten: a queue-blocked warning (Batch's word on why a RUNNABLE job cannot run) is news
+# after a stuck report or a RUNNABLE message of the same job.
+_RANKS = {"SUBMITTED": 10, "PENDING": 20, "RUNNABLE": 30, "STUCK": 30, "BLOCKED": 35, "STARTING": 40, "RUNNING": 50}
 FINAL_ORDER = 10_000  # SUCCEEDED and FAILED: nothing comes after them
 FINAL = ("SUCCEEDED", "FAILED")
 _MAX_ATTEMPTS_COUNTED = 99
 STUCK = "STUCK"
 
-# A lease must outlive the Slack calls it covers (each within SLACK_DELIVERY_BUDGET_SECONDS, 20 s on
-# the deployed stages; a first post makes two), and end well before Lambda's retry (about a minute).
-LEASE_SECONDS = 50
+# The default lease, for callers that do not say: longer than a Lambda invocation (60 s on the
+# deployed stages), so it never runs out under a live holder, and shorter than Lambda's retry delay.
+LEASE_SECONDS = 70
 POLL_SECONDS = 0.25
 
 
@@ -105,7 +107,7 @@ class JobMessage:
             value = item.get(name)
             return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
-        return JobMessage(key=str(item.get("pk", "")).removeprefix("job#"), asked=text("asked"),
+        return JobMessage(key=text("key") or str(item.get("pk", "")).removeprefix("job#"), asked=text("asked"),
                           channel=text("channel"), ts=text("ts"),
                           order=int(number("order") or 0), status=text("status"), at=number("at"),
                           mentioned=item.get("mentioned") is True, shared=item.get("shared") is True)
@@ -148,12 +150,14 @@ class JobMessages:
         item = self.table.get(_pk(key))
         return None if item is None or "ts" not in item else JobMessage.from_item(item)
 
-    def begin(self, key: str, order: int, channel: str, *, deadline: float) -> Turn:
+    def begin(self, key: str, order: int, channel: str, *, deadline: float,
+              lease_seconds: float = LEASE_SECONDS) -> Turn:
         """Decide what an event of state ``order`` does to the job's message in ``channel``, taking the
         job's lease when it changes something. Waits while another invocation holds the lease; past
-        ``deadline`` (``time.monotonic()``) raises :class:`JobBusy` so Lambda retries later."""
+        ``deadline`` (``time.monotonic()``) raises :class:`JobBusy` so Lambda retries later. The lease
+        lasts ``lease_seconds``: longer than anything the caller will still do under it."""
         while True:
-            turn = self._try_begin(key, order, channel)
+            turn = self._try_begin(key, order, channel, lease_seconds)
             if turn is not None:
                 return turn
             if time.monotonic() + POLL_SECONDS > deadline:
@@ -161,11 +165,11 @@ class JobMessages:
                               "Lambda retries this event later")
             self.sleep(POLL_SECONDS)
 
-    def _try_begin(self, key: str, order: int, channel: str) -> Turn | None:
+    def _try_begin(self, key: str, order: int, channel: str, lease: float) -> Turn | None:
         at = self.clock()
         owner = uuid.uuid4().hex
         try:
-            self.table.put({"pk": _pk(key), "owner": owner, "lease_until": at + LEASE_SECONDS,
+            self.table.put({"pk": _pk(key), "owner": owner, "lease_until": at + lease,
                             "expires_at": self.table.expires(at)},
                            # New; or expired but not yet removed (TTL deletes lazily); or a first post whose
                            # holder died before recording it.
@@ -173,11 +177,12 @@ class JobMessages:
                                      "(attribute_not_exists(ts) AND lease_until < :now)",
                            values={":now": at})
         except ConditionFailed as failed:
-            return self._begin_over(key, JobMessage.from_item(failed.item), failed.item, order, channel, owner, at)
+            return self._begin_over(key, JobMessage.from_item(failed.item), failed.item, order, channel, owner,
+                                    at, lease)
         return Turn("first", owner=owner)
 
     def _begin_over(self, key: str, message: JobMessage, item: Item, order: int, channel: str, owner: str,
-                    at: float) -> Turn | None:
+                    at: float, lease: float) -> Turn | None:
         if message.ts is None:
             return None  # its first message is being posted: wait for it
         if message.asked != channel:
@@ -191,7 +196,7 @@ class JobMessages:
                               condition="attribute_exists(ts) AND #order < :order AND "
                                         "(attribute_not_exists(#owner) OR lease_until < :now)",
                               names={"#owner": "owner", "#order": "order"},
-                              values={":owner": owner, ":until": at + LEASE_SECONDS, ":order": order, ":now": at})
+                              values={":owner": owner, ":until": at + lease, ":order": order, ":now": at})
         except ConditionFailed:
             return None  # changed meanwhile: look again
         return Turn("update", owner=owner, message=message)
@@ -259,7 +264,7 @@ _ATTRIBUTES = ("asked", "channel", "ts", "shared", "order", "status", "at", "men
 
 
 def _pk(key: str) -> str:
-    return "job#" + key
+    return item_key("job", key)
 
 
 def _leased(item: Item, at: float) -> bool:

@@ -248,6 +248,8 @@ class Group:
     diagnosis_title: str | None = None
     diagnosis_hint: str | None = None
     ts: str | None = None
+    # The channel ID Slack answered the group message with: chat.update takes only an ID.
+    channel_id: str | None = None
     shown_count: int = 0
     updated_at: float = 0.0
     mentioned: bool = False
@@ -268,7 +270,7 @@ class Group:
             shown=frozenset(item.get("shown") or ()),
             names=tuple(names[k] for k in sorted(names, key=int)),
             diagnosis_title=item.get("diagnosis_title"), diagnosis_hint=item.get("diagnosis_hint"),
-            ts=item.get("ts"), shown_count=int(item.get("shown_count", 0)),
+            ts=item.get("ts"), channel_id=item.get("channel_id"), shown_count=int(item.get("shown_count", 0)),
             updated_at=float(item.get("updated_at", 0)), mentioned=bool(item.get("mentioned", False)),
             lease_owner=item.get("lease_owner"), lease_until=float(item.get("lease_until", 0)),
             previous=Previous(previous.get("ts"), int(previous["count"])) if previous else None,
@@ -509,11 +511,16 @@ def record_shown(table: StateTable, group: Group, owner: str, posted: Sequence[P
                  {"#pending": "pending", "#shown": "shown"}, {":shown": {p.digest for p in posted}})
 
 
-def record_message(table: StateTable, group: Group, owner: str, ts: str, shown_count: int, now: float) -> Group:
-    """The group message was posted (or posted anew) as ``ts``, counting ``shown_count``."""
-    return _held(table, group.pk, owner, "SET #ts = :ts, #shown_count = :count, #updated_at = :now, #mentioned = :yes",
-                 {"#ts": "ts", "#shown_count": "shown_count", "#updated_at": "updated_at", "#mentioned": "mentioned"},
-                 {":ts": ts, ":count": shown_count, ":now": now, ":yes": True})
+def record_message(table: StateTable, group: Group, owner: str, ref: tuple[str, str], shown_count: int,
+                   now: float) -> Group:
+    """The group message was posted (or posted anew) as ``ref`` (Slack's channel ID, ts), counting
+    ``shown_count``."""
+    channel_id, ts = ref
+    return _held(table, group.pk, owner,
+                 "SET #ts = :ts, #channel_id = :channel, #shown_count = :count, #updated_at = :now, #mentioned = :yes",
+                 {"#ts": "ts", "#channel_id": "channel_id", "#shown_count": "shown_count", "#updated_at": "updated_at",
+                  "#mentioned": "mentioned"},
+                 {":ts": ts, ":channel": channel_id, ":count": shown_count, ":now": now, ":yes": True})
 
 
 def record_update(table: StateTable, group: Group, owner: str, shown_count: int, now: float) -> Group:

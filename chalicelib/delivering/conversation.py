@@ -17,8 +17,9 @@ and raises, so Lambda retries the event; nothing is half-recorded (chalicelib/de
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -36,9 +37,12 @@ from chalicelib.deciding.job_messages import (
     state_label,
 )
 from chalicelib.deciding.storms import Grouping
-from chalicelib.delivering.slack import Delivery, DeliveryError, MessageNotFound, MessageRef, Slack
+from chalicelib.delivering.slack import DeliveryError, MessageNotFound, MessageRef, Slack
 from chalicelib.delivering.storm_posting import join_storm
 from chalicelib.reading.event import JobStateChange
+
+# A job's lease outlives its holder's invocation by this much (clock skew between containers).
+LEASE_MARGIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,26 +68,42 @@ class Conversation:
 def converse(job: JobStateChange, message: SlackMessage, conversation: Conversation, *, deadline: float) -> Conversed:
     """Post, update or leave the job's message for this event (the module's docstring); raise what
     Lambda should retry. ``message`` is the full message, without mentions; ``deadline`` is
-    ``time.monotonic()`` by which the invocation must be done."""
+    ``time.monotonic()`` by which the invocation must be done: no Slack call outlives it."""
+    conversation = replace(conversation, slack=conversation.slack.within(deadline))
     key = job_key(job)
     if key is None:
         return _post_alone(message, conversation)
     records = JobMessages(conversation.table)
-    turn = records.begin(key, job_order(job), conversation.channel, deadline=deadline)
+    # The lease outlives everything this invocation may still do, so it is never taken over from
+    # a live holder (whose late chat.update would move the message backwards).
+    lease = max(0.0, deadline - time.monotonic()) + LEASE_MARGIN_SECONDS
+    turn = records.begin(key, job_order(job), conversation.channel, deadline=deadline, lease_seconds=lease)
     if turn.kind == "stale":
         shown = turn.message.status if turn.message else "?"
         return Conversed("skipped", reason=f"its message already shows {shown}, this state or a newer one")
     if turn.kind == "elsewhere":
-        return _post_alone(message, conversation)
+        # Its message is in another channel (routed by status): in this one it starts anew,
+        # storms included, but the job's record stays with its first channel.
+        return _first(job, message, conversation, None, deadline)
     assert turn.owner is not None
+    held = _Held(records, key, turn.owner)
     try:
         if turn.kind == "first":
-            return _first(job, message, conversation, records, key, turn.owner, deadline)
+            return _first(job, message, conversation, held, deadline)
         assert turn.message is not None
-        return _update(job, message, conversation, records, turn.message, turn.owner)
+        return _update(job, message, conversation, held, turn.message)
     except BaseException:
         records.abandon(key, turn.owner)
         raise
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The job's record this invocation holds the lease on."""
+
+    records: JobMessages
+    key: str
+    owner: str
 
 
 def _post_alone(message: SlackMessage, conversation: Conversation) -> Conversed:
@@ -92,27 +112,34 @@ def _post_alone(message: SlackMessage, conversation: Conversation) -> Conversed:
     return Conversed("posted", slack_attempts=delivery.attempts)
 
 
-def _first(job: JobStateChange, message: SlackMessage, conversation: Conversation, records: JobMessages, key: str,
-           owner: str, deadline: float) -> Conversed:
+def _first(job: JobStateChange, message: SlackMessage, conversation: Conversation, held: _Held | None,
+           deadline: float) -> Conversed:
     state = _state(job, mentioned=bool(conversation.mentions))
     if conversation.grouping is not None and state.status == "FAILED":
         storm = join_storm(job, conversation.channel, conversation.mentions, conversation.grouping,
                            conversation.slack, conversation.table, deadline=deadline)
         if storm.grouped:
-            # The job's record names the group message, so a late or duplicate event of it changes nothing.
-            if storm.ts is None or not _recorded(lambda: records.posted(
-                    key, owner, conversation.channel, (conversation.channel, storm.ts or ""), state, shared=True), key):
-                records.abandon(key, owner)
+            # Recorded even without the group message's ts (its generation moved on): FAILED is final,
+            # so the record only has to make a late or duplicate event of the job change nothing.
+            if held is not None:
+                _recorded(lambda: held.records.posted(held.key, held.owner, conversation.channel,
+                                                      (conversation.channel, storm.ts or ""), state, shared=True),
+                          held.key)
             return Conversed("grouped", reason=storm.describe())
     ref, attempts = _post_new(message, conversation, conversation.mentions)
-    _recorded(lambda: records.posted(key, owner, conversation.channel, _pair(ref), state), key)
+    if held is not None:
+        if ref is None:
+            held.records.abandon(held.key, held.owner)  # nothing to update later: the next event starts anew
+        else:
+            _recorded(lambda: held.records.posted(held.key, held.owner, conversation.channel, _pair(ref), state),
+                      held.key)
     return Conversed("posted", slack_attempts=attempts)
 
 
-def _update(job: JobStateChange, message: SlackMessage, conversation: Conversation, records: JobMessages,
-            shown: JobMessage, owner: str) -> Conversed:
+def _update(job: JobStateChange, message: SlackMessage, conversation: Conversation, held: _Held,
+            shown: JobMessage) -> Conversed:
     assert shown.channel is not None and shown.ts is not None
-    ref = MessageRef(shown.channel, shown.ts)
+    ref = MessageRef(shown.channel, shown.ts, asked=shown.asked)
     failed = state_label(job) == "FAILED"
     # The route's people hear of a job's failure once, in the reply that says it failed.
     mentions = conversation.mentions if failed and not shown.mentioned else ()
@@ -126,20 +153,27 @@ def _update(job: JobStateChange, message: SlackMessage, conversation: Conversati
     except MessageNotFound:
         # Deleted in Slack: this state starts a fresh message, recorded as the job's from now on.
         fresh, more = _post_new(message, conversation, conversation.mentions if failed else ())
-        _recorded(lambda: records.posted(shown.key, owner, conversation.channel, _pair(fresh), state), shown.key)
+        if fresh is not None:
+            _recorded(lambda: held.records.posted(held.key, held.owner, conversation.channel, _pair(fresh), state),
+                      held.key)
         return Conversed("posted", reason="its message was deleted in Slack: posted afresh",
                          slack_attempts=attempts + more)
+    # From here on the change is in Slack: nothing may raise (Lambda's retry would post it again).
     attempts += _reply_detail(ref, message, slack)
-    _recorded(lambda: records.applied(shown.key, owner, state), shown.key)
+    _recorded(lambda: held.records.applied(held.key, held.owner, state), held.key)
     return Conversed("updated", slack_attempts=attempts)
 
 
-def _post_new(message: SlackMessage, conversation: Conversation, mentions: Sequence[str]) -> tuple[MessageRef, int]:
+def _post_new(message: SlackMessage, conversation: Conversation,
+              mentions: Sequence[str]) -> tuple[MessageRef | None, int]:
     """Post the headline (mentioning ``mentions``) and its detail in the thread: the message's ref
-    and the HTTP requests made. The detail failing is logged, not raised: the headline is out."""
+    (None if Slack named none) and the HTTP requests made. Once the headline is out nothing raises."""
     delivery = conversation.slack.post(with_mentions(headline(message), mentions), channel=conversation.channel)
-    ref = _ref(delivery)
-    return ref, delivery.attempts + _reply_detail(ref, message, conversation.slack)
+    if delivery.ref is None:  # a bot token's chat.postMessage always names the message it posted
+        log_line(logging.WARNING, warning="Slack posted the message but did not say which (no channel and ts in its "
+                 "answer): it cannot be updated or threaded")
+        return None, delivery.attempts
+    return delivery.ref, delivery.attempts + _reply_detail(delivery.ref, message, conversation.slack)
 
 
 def _reply_detail(ref: MessageRef, message: SlackMessage, slack: Slack) -> int:
@@ -148,22 +182,15 @@ def _reply_detail(ref: MessageRef, message: SlackMessage, slack: Slack) -> int:
         return 0
     try:
         return slack.reply(ref, more).attempts
-    except DeliveryError as error:
-        # Raising now would have Lambda's retry post the headline again.
+    except (DeliveryError, StateError) as error:
+        # Raising now would have Lambda's retry post the headline (or the change) again.
         log_line(logging.WARNING, warning="the message's detail (attempt history, log tail) was not posted in its "
                  "thread", reason=str(error), channel=ref.channel, ts=ref.ts)
         return 0
 
 
-def _pair(ref: MessageRef | None) -> tuple[str, str]:
-    assert ref is not None
+def _pair(ref: MessageRef) -> tuple[str, str]:
     return ref.channel, ref.ts
-
-
-def _ref(delivery: Delivery) -> MessageRef:
-    if delivery.ref is None:  # a bot token's chat.postMessage always names the message it posted
-        raise DeliveryError("Slack posted the message but did not say which (no channel and ts in its answer)")
-    return delivery.ref
 
 
 def _state(job: JobStateChange, *, mentioned: bool) -> NewState:

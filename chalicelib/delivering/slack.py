@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.request import Request
 
@@ -68,10 +68,17 @@ log = logging.getLogger("batch_notify")
 @dataclass(frozen=True)
 class MessageRef:
     """A message Slack holds: its channel ID and timestamp (``ts``), what chat.update and a
-    thread reply name it by."""
+    thread reply name it by; and the channel as it was asked for (``#alerts`` or the ID), which
+    paces its replies and updates in the same queue as the posts to that channel."""
 
     channel: str
     ts: str
+    asked: str | None = field(default=None, compare=False)  # the same message however it was asked for
+
+    @property
+    def paced_as(self) -> str:
+        """The channel whose turns its replies and updates take."""
+        return self.asked or self.channel
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,14 @@ class Slack:
         self.settings = settings
         self.pacer = pacer
 
+    def within(self, deadline: float) -> Slack:
+        """This Slack with each call's budget cut to end by ``deadline`` (``time.monotonic()``), so
+        no call outlives the invocation: Lambda would kill it between posting and recording."""
+        left = max(0.0, deadline - time.monotonic())
+        if left >= self.settings.delivery_budget:
+            return self
+        return Slack(replace(self.settings, delivery_budget=left), self.pacer)
+
     def post(self, message: SlackMessage, *, channel: str | None = None) -> Delivery:
         """Post ``message`` to ``channel`` (default ``SLACK_CHANNEL``; bot mode only: a webhook
         has its own channel)."""
@@ -109,7 +124,8 @@ class Slack:
         where = channel or self.settings.channel or ""
         return self._call(message, lambda session, payload: session.api(
             lambda web: web.chat_postMessage(channel=where, text=payload["text"], blocks=payload.get("blocks"),
-                                             unfurl_links=False, unfurl_media=False), where), (POST, where))
+                                             unfurl_links=False, unfurl_media=False), where, asked=where),
+                          (POST, where))
 
     def update(self, ref: MessageRef, message: SlackMessage) -> Delivery:
         """Replace the text and blocks of the posted message ``ref`` (chat.update); raise
@@ -119,7 +135,8 @@ class Slack:
         # an empty list, so the old blocks do not outlive their text.
         return self._call(message, lambda session, payload: session.api(
             lambda web: web.chat_update(channel=ref.channel, ts=ref.ts, text=payload["text"],
-                                        blocks=payload.get("blocks", [])), ref.channel, ref.ts), (UPDATE, ref.channel))
+                                        blocks=payload.get("blocks", [])), ref.channel, ref.ts, asked=ref.asked),
+                          (UPDATE, ref.paced_as))
 
     def reply(self, ref: MessageRef, message: SlackMessage, *, broadcast: bool = False) -> Delivery:
         """Post ``message`` in the thread of ``ref`` (shown in the channel too with ``broadcast``);
@@ -129,8 +146,9 @@ class Slack:
             lambda web: web.chat_postMessage(channel=ref.channel, thread_ts=ref.ts, text=payload["text"],
                                              blocks=payload.get("blocks"), unfurl_links=False, unfurl_media=False,
                                              # None: not sent at all (slack-sdk drops it)
-                                             reply_broadcast=True if broadcast else None), ref.channel, ref.ts),
-                          (POST, ref.channel))  # a reply counts against the channel's post limit
+                                             reply_broadcast=True if broadcast else None), ref.channel, ref.ts,
+                                          asked=ref.asked),
+                          (POST, ref.paced_as))  # a reply counts against the channel's post limit
 
     def _need_bot(self, what: str) -> None:
         if self.settings.mode == "webhook":
@@ -201,7 +219,7 @@ class _Session:
         self.timeout = max(1, round(settings.request_timeout))
 
     def api(self, request: Callable[[WebClient], SlackResponse], channel: str,
-            ts: str | None = None) -> MessageRef | None:
+            ts: str | None = None, *, asked: str | None = None) -> MessageRef | None:
         """Make one Web API call; the message it names, or raise Slack's refusal classified."""
         client = _BotClient(self.call, token=self.secret, base_url=self.settings.api_url, timeout=self.timeout,
                             logger=_SDK_LOGGER, retry_handlers=retry_handlers(self.call))
@@ -215,7 +233,7 @@ class _Session:
                           channel=channel, ts=ts) from None
         posted = data if isinstance(data, dict) else {}
         where, when = posted.get("channel"), posted.get("ts")
-        return MessageRef(where, when) if isinstance(where, str) and isinstance(when, str) else None
+        return MessageRef(where, when, asked) if isinstance(where, str) and isinstance(when, str) else None
 
 
 # What one call sends: the payload (text + blocks) in, the message it posted or changed out.

@@ -160,16 +160,17 @@ def _do(run: _Storm, work: str, group: Group) -> Group:
     """One piece of work on ``group``, recorded under the lease."""
     if work == "post":
         return _post(run, group, run.mentions if not group.mentioned else ())
-    ref = MessageRef(group.channel, group.ts or "")
+    ref = MessageRef(group.channel_id or group.channel, group.ts or "", asked=group.channel)
+    slack = run.slack.within(run.deadline)  # no call outlives the invocation
     if work == "reply":
         lines = pending_to_post(group, MAX_LINES_PER_REPLY)
         try:
-            run.slack.reply(ref, lines_reply(group, lines))
+            slack.reply(ref, lines_reply(group, lines))
         except MessageNotFound:
             return _post(run, group, ())  # deleted: a new group message; the lines go in its thread next
         return record_shown(run.table, group, run.owner, lines)
     try:
-        run.slack.update(ref, group_message(group))
+        slack.update(ref, group_message(group))
     except MessageNotFound:
         return _post(run, group, ())
     return record_update(run.table, group, run.owner, group.count, run.clock())
@@ -177,12 +178,12 @@ def _do(run: _Storm, work: str, group: Group) -> Group:
 
 def _post(run: _Storm, group: Group, mentions: Sequence[str]) -> Group:
     """Post the group message (again, when the last one was deleted: without pinging anew)."""
-    delivery = run.slack.post(group_message(group, mentions), channel=group.channel)
-    return record_message(run.table, group, run.owner, _ts(delivery), group.count, run.clock())
+    delivery = run.slack.within(run.deadline).post(group_message(group, mentions), channel=group.channel)
+    return record_message(run.table, group, run.owner, _ref(delivery), group.count, run.clock())
 
 
-def _ts(delivery: Delivery) -> str:
+def _ref(delivery: Delivery) -> tuple[str, str]:
     if delivery.ref is None:
         raise StormError("Slack posted the group message but named no message (a webhook?): failure groups need "
                          "a bot token; raising so Lambda retries the event")
-    return delivery.ref.ts
+    return delivery.ref.channel, delivery.ref.ts
