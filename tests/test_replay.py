@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 
 import pytest
 
@@ -12,52 +13,150 @@ from tools.slack_standin import SlackStandIn
 
 def run_replay(monkeypatch, paths, **options):
     """What the demo prints for ``paths``, against the stand-in; (text, failures, messages)."""
+    text, failures, slack = replay_against_standin(monkeypatch, paths, **options)
+    return text, failures, slack.messages
+
+
+def replay_against_standin(monkeypatch, paths, **options):
+    """(text, failures, the stand-in after the run) for ``paths``, in conversation mode (bot token)."""
     out = io.StringIO()
     with SlackStandIn(bot_token=replay.DEMO_TOKEN, channels=(replay.DEMO_CHANNEL,)) as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", replay.DEMO_TOKEN)
         monkeypatch.setenv("SLACK_CHANNEL", replay.DEMO_CHANNEL)
         monkeypatch.setenv("SLACK_API_URL", slack.api_url)
         failures = replay.replay([str(p) for p in paths], out=out, slack=slack, **options)
-    return out.getvalue(), failures, slack.messages
+    return out.getvalue(), failures, slack
 
 
-def test_demo_replays_every_fixture_through_the_matching_handlers(monkeypatch):
-    text, failures, messages = run_replay(monkeypatch, [EVENTS_DIR])
+_DEMO: dict[str, tuple[str, int, SlackStandIn]] = {}
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    """`make demo`'s run (the sample events, then both scenes): run once, read by several tests.
+    (Function-scoped, so its first run has conftest's offline environment; the result is kept.)"""
+    if not _DEMO:
+        _DEMO["run"] = replay_against_standin(monkeypatch, [EVENTS_DIR], scenes=True)
+    return _DEMO["run"]
+
+
+def top_level(slack):
+    return [shown for shown in slack.channel_view(replay.DEMO_CHANNEL) if not shown.broadcast]
+
+
+def words(shown):
+    return json.dumps([shown.text, shown.blocks], ensure_ascii=False)
+
+
+def sample_part(text):
+    """The output up to the channel view: the sample events, one heading each."""
+    return text.split(f"\n{replay.EVENT_RULE}\n{replay.DEMO_CHANNEL} as it ends")[0]
+
+
+def test_demo_replays_every_fixture_through_the_matching_handlers(demo):
+    text, failures, slack = demo
     assert failures == 0
+    samples = sample_part(text)
     # array children, node jobs and plain RUNNING jobs reach no handler
-    assert text.count("no handler's pattern matches") == 5
-    # each message under a rule, naming its fixture and the handler that posted it
-    assert "ec2_failed.json · Batch Job State Change · FAILED\n→ on_job_failed posted to #batch-alerts:" in text
-    assert text.count(replay.EVENT_RULE) == len(list(replay.load_events([str(EVENTS_DIR)])))
-    assert len(messages) == text.count(" posted to #batch-alerts:")
-    assert "❌ Job failed: nightly-etl-load-2024-05-13" in text
-    assert "[View logs] https://us-east-1.console.aws.amazon.com/cloudwatch/home" in text
-    assert "<!channel> deploy broke &" in text  # the person's view shows text unescaped
+    assert samples.count("no handler's pattern matches") == 5
+    # each event under a rule naming its fixture, then what each handler did to the channel
+    assert "ec2_failed.json · Batch Job State Change · FAILED\n→ on_job_failed: posted #" in samples
+    labels = [label for label, _ in replay.load_events([str(EVENTS_DIR)])]
+    assert samples.count(replay.EVENT_RULE) == len(labels)
+    assert all(f"\n{label} · " in samples for label in labels)
+    # every sample event a handler took posted a message of its own: none posted nothing, none failed
+    handled = samples.count("\n→ on_")
+    assert "posted nothing" not in samples and " raised " not in samples
+    assert handled == len([shown for shown in top_level(slack) if not shown_in_scene(shown)]) > 30
+    # the channel as it ends, as a person reads it
+    channel = text.split(f"{replay.DEMO_CHANNEL} as it ends")[1].split("Scene:")[0]
+    assert "❌ Job failed: nightly-etl-load-2024-05-13" in channel
+    assert "[View logs] https://us-east-1.console.aws.amazon.com/cloudwatch/home" in channel
+    assert "<!channel> deploy broke &" in channel  # the person's view shows text unescaped
     # JSON and Builder links only when asked for
     assert "Block Kit JSON" not in text and "block-kit-builder" not in text
+
+
+def shown_in_scene(shown):
+    return any(marker in words(shown) for marker in ("critical-billing-close-2025-07-15", "ingest-partition-"))
+
+
+def test_demo_shows_a_jobs_message_updated_in_place(demo):
+    text, _, slack = demo
+    assert "Scene: A job's message, updated in place" in text
+    [message] = [shown for shown in top_level(slack) if "critical-billing-close-2025-07-15" in words(shown)]
+    assert message.edited and "Job failed" in words(message) and "Critical job started" not in words(message)
+    assert [update["ts"] for update in slack.updates].count(message.ts) == 1
+    change, tail = message.replies
+    assert change.broadcast and "RUNNING → FAILED after 2h 3m" in change.text
+    assert not tail.broadcast and "Last 4 log lines" in words(tail)
+    scene = text.split("Scene: A job's message, updated in place")[1].split("Scene:")[0]
+    posted = re.search(r"→ on_critical_job_running: posted #(\d+)\n", scene)
+    assert posted, scene
+    n = posted.group(1)  # the message's number in the channel: after the sample events' messages
+    assert f"→ on_job_failed: updated #{n} in place; 2 replies in #{n}'s thread (1 also sent to the channel)" in scene
+    assert f"#{n} · scene 1: RUNNING · on_critical_job_running · (edited)" in scene
+    assert "↳ thread reply 1 of 2, also sent to the channel:\n        ❌ RUNNING → FAILED after 2h 3m · exit 1" in scene
+    assert f"↪ also in the channel, #{n}'s thread reply: ❌ RUNNING → FAILED after 2h 3m" in scene
+
+
+def test_demo_shows_a_failure_storm_collapsed_into_one_group_message(demo):
+    text, _, slack = demo
+    jobs = [event["detail"]["jobId"] for event in replay.storm_events()]
+    storm = [shown for shown in top_level(slack) if "ingest-partition-" in words(shown)]
+    groups = [shown for shown in storm if "jobs failed in" in shown.text]
+    assert len(groups) == 1 and len(storm) == 3 + 1  # GROUP_AFTER of their own, and the group message
+    [group] = groups
+    assert f"{len(jobs)} jobs failed in {replay.STORM_QUEUE}: Image could not be pulled" in group.text
+    # every job exactly once: its own message, or a line in the group's thread
+    places = [shown for shown in storm if shown is not group] + list(group.replies)
+    assert {job: sum(job in words(place) for place in places) for job in jobs} == dict.fromkeys(jobs, 1)
+    assert sum(words(place).count(f"`{job}`") for place in group.replies for job in jobs) == len(jobs) - 3
+    scene = text.split("Scene: A failure storm, collapsed")[1]
+    assert f"→ {len(jobs)} invocations in " in scene and ", 0 failed" in scene
+    assert f"🚨 {len(jobs)} jobs failed in {replay.STORM_QUEUE}: Image could not be pulled" in scene
+
+
+def test_demo_summary_counts_what_the_channel_shows(demo):
+    _, failures, slack = demo
+    shown = top_level(slack)
+    replies = sum(len(message.replies) for message in shown)
+    assert replay.summary(slack, replay.DEMO_CHANNEL, failures) == (
+        f"{len(shown)} messages posted, {len(slack.updates)} updates, {replies} thread replies "
+        "(1 also sent to the channel), failed: 0")
+    assert len(slack.messages) == len(shown) + replies  # every post is a message or a reply in a thread
 
 
 def test_failed_sample_events_show_their_log_tail_with_the_secrets_masked(monkeypatch):
     text, failures, messages = run_replay(monkeypatch, [EVENTS_DIR / "ec2_failed.json",
                                                          EVENTS_DIR / "diag_timeout.json"])
-    assert failures == 0 and len(messages) == 2
+    assert failures == 0 and len(messages) == 4  # each: its headline, and its detail in the thread
     assert "📄 Last 9 log lines (newest last)" in text
-    assert "    │ Traceback (most recent call last):" in text
+    assert "          │ Traceback (most recent call last):" in text
     assert "connecting to postgresql://etl:[masked]@warehouse.internal:5432/dw" in text
     assert "slack notifier configured with token xoxb-[masked]" in text
     for secret in (replay._DSN.split(":")[2].split("@")[0], replay._SLACK):
         assert secret not in text and secret not in json.dumps(messages)
 
 
+def elsewhere(tmp_path, name, n):
+    """A dead-letter dump of ec2_failed.json as another job (another event id): no stream in moto."""
+    event = load_event("ec2_failed")
+    event["id"] = f"0d1e0000-0000-4000-8000-{n:012d}"
+    event["detail"]["jobId"] = event["detail"]["jobArn"] = f"0d1e0000-0000-4000-9000-{n:012d}"
+    record = {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": event}
+    dump = tmp_path / name
+    dump.write_text(json.dumps({"Messages": [{"MessageId": "m1", "Body": json.dumps(record)}]}))
+    return dump
+
+
 def test_events_from_elsewhere_replay_without_a_log_tail(monkeypatch, tmp_path):
     # A dead-letter queue's event has no stream in the emulator: no tail, and no note claiming
     # the stream is missing. The sample event after it gets its tail: the switch works both ways.
-    record = {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": load_event("ec2_failed")}
-    dump = tmp_path / "dlq.json"
-    dump.write_text(json.dumps({"Messages": [{"MessageId": "m1", "Body": json.dumps(record)}]}))
-    text, failures, messages = run_replay(monkeypatch, [dump, EVENTS_DIR / "ec2_failed.json", dump])
-    assert failures == 0 and len(messages) == 3
-    tails = ["log lines" in json.dumps(m["blocks"]) for m in messages]
+    paths = [elsewhere(tmp_path, "a.json", 1), EVENTS_DIR / "ec2_failed.json", elsewhere(tmp_path, "b.json", 2)]
+    text, failures, slack = replay_against_standin(monkeypatch, paths)
+    assert failures == 0
+    tails = [any("log lines" in words(reply) for reply in shown.replies) for shown in top_level(slack)]
     assert tails == [False, True, False]
     assert "log tail unavailable" not in text
 
@@ -65,10 +164,12 @@ def test_events_from_elsewhere_replay_without_a_log_tail(monkeypatch, tmp_path):
 def test_json_flag_adds_block_kit_json_and_builder_link(capsys):
     assert replay.main(["--json", str(EVENTS_DIR / "ec2_succeeded.json")]) == 0
     text = capsys.readouterr().out
-    assert "→ on_job_succeeded posted to #batch-alerts:" in text
+    assert "→ on_job_succeeded: posted #1\n" in text
+    assert "#1 · ec2_succeeded.json · on_job_succeeded\n" in text
     assert "  Block Kit JSON: {\"text\":" in text
     assert "  Block Kit Builder: https://app.slack.com/block-kit-builder#%7B%22blocks%22" in text
-    assert "1 message(s) posted, 0 invocation(s) failed." in text
+    assert "Summary: 1 message posted, 0 updates, 0 thread replies (0 also sent to the channel), failed: 0." in text
+    assert "Scene:" not in text  # the scenes follow the sample events only, not a file of your own
 
 
 def test_dead_letter_queue_output_is_unwrapped(tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import warnings
@@ -41,6 +42,7 @@ from chalicelib.reading.links import log_location
 from chalicelib.scheduled.digest import LOOKBACK
 from tests.batch_stub import FakeBatch, api_job, scheduled_event, write_routes
 from tests.conftest import PROD_CHANNEL, ROOT, event_names, load_event
+from tools import replay
 from tools.eventbridge import EventBridgeRouter, registered_patterns
 from tools.slack_standin import SlackStandIn
 
@@ -91,18 +93,30 @@ def reached() -> dict[str, list[str]]:
         return {name: bus.matching(load_event(name)) for name in event_names()}
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A copy of the project's config whose ``local`` stage turns the log tail on (it ships off),
-    with a deadline loose enough for a busy test machine."""
-    root = tmp_path_factory.mktemp("project")
+def project_copy(root: Path, **variables: str | None) -> str:
+    """A copy of the project's config in ``root`` whose ``local`` stage turns the log tail on (it
+    ships off), with a deadline loose enough for a busy test machine, and ``variables`` set (None:
+    removed)."""
     (root / ".chalice").mkdir()
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    config["stages"]["local"]["environment_variables"].update(LOG_TAIL_LINES="20", LOG_TAIL_TIMEOUT_SECONDS="10")
+    env = config["stages"]["local"]["environment_variables"]
+    env.update(LOG_TAIL_LINES="20", LOG_TAIL_TIMEOUT_SECONDS="10")
+    for name, value in variables.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     (root / ".chalice" / "config.json").write_text(json.dumps(config))
     for policy in (ROOT / ".chalice").glob("policy-*.json"):
         shutil.copy(policy, root / ".chalice" / policy.name)
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The project without a state table: one message per event, everything in it (what a webhook,
+    or a bot token without ``NOTIFY_STATE_TABLE``, posts). The conversation snapshots are below."""
+    return project_copy(tmp_path_factory.mktemp("project"), NOTIFY_STATE_TABLE=None)
 
 
 @pytest.fixture
@@ -224,9 +238,109 @@ def test_each_scheduled_handler_posts_its_snapshot(handler, scenario, project, b
 
 def test_no_snapshot_is_left_of_a_fixture_or_scenario_that_is_gone():
     known = {(handler, name) for handler, scenarios in SCHEDULED.items() for name in scenarios}
+    known |= {(CONVERSATION, name) for name in CONVERSATIONS}
     fixtures = set(event_names())
     leftover = sorted(str(path.relative_to(SNAPSHOTS)) for path in SNAPSHOTS.rglob("*.json")
                       if (path.parent.name, path.stem) not in known and path.stem not in fixtures)
     assert leftover == [], "snapshots of fixtures or scenarios that no longer exist: delete them"
     # Every snapshot sits in its handler's folder: a file at the top level is one no handler posted.
     assert sorted(p.name for p in SNAPSHOTS.iterdir() if p.is_file()) == []
+
+
+# -- conversation mode: what the handlers post when they hold conversations ------------------------
+# A bot token and the state table: a job's first message is its headline with its detail (attempt
+# history, log tail) as the thread's first reply; a newer state updates it and says what changed in
+# its thread; a storm of failures alike collapses into one group message. These snapshots hold every
+# chat.postMessage and chat.update call, in order, as Slack received them, in
+# tests/snapshots/conversation/<scenario>.json.
+CONVERSATION = "conversation"
+STATE_TABLE = "batch-notify-snapshot-state"
+# What the stand-in makes up, different on every run: message timestamps, and the storm's times
+# (the group message shows when its jobs failed, by the clock, as Slack date tokens).
+_SLACK_DATE = re.compile(r"<!date\^\d+\^([^|>]*)\|[^>]*>")
+
+
+@pytest.fixture(scope="module")
+def conversation_project(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The project in conversation mode: the state table named, and a short pace between Slack
+    calls (the stand-in is not Slack's rate limit)."""
+    return project_copy(tmp_path_factory.mktemp("conversation-project"), NOTIFY_STATE_TABLE=STATE_TABLE,
+                        SLACK_PACE_SECONDS="0.01")
+
+
+@pytest.fixture
+def state_table(cloudwatch_logs: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """The state table in moto (the same mock as the log streams); gives ``cloudwatch_logs``' function."""
+    boto3.client("dynamodb").create_table(
+        TableName=STATE_TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    return cloudwatch_logs
+
+
+def slack_calls(slack: SlackStandIn, since: int) -> list[dict[str, Any]]:
+    """The chat.postMessage and chat.update calls Slack took after request ``since``, as sent; each
+    message's ts named by the order it first appears in them ("<ts 1>"), date tokens by their format."""
+    calls = [{"method": request.path.rsplit("/", 1)[-1], "body": request.body} for request in slack.requests[since:]
+             if request.path.startswith("/api/chat.") and request.reply_status == 200]
+    names: dict[str, str] = {}
+    for call in calls:
+        for key in ("ts", "thread_ts"):
+            if key in call["body"]:
+                ts = call["body"][key]
+                call["body"][key] = names.setdefault(ts, f"<ts {len(names) + 1}>")
+    text = _SLACK_DATE.sub(r"<!date^(when)^\1|(when)>", json.dumps(calls, ensure_ascii=False))
+    loaded: list[dict[str, Any]] = json.loads(text)
+    return loaded
+
+
+def converse(project_dir: str, slack: SlackStandIn, *invocations: tuple[str, dict[str, Any]]) -> int:
+    """Invoke each (handler, event) in turn, as Lambda does; return the request count before the last."""
+    before = 0
+    with Client(app, stage_name="local", project_dir=project_dir) as client:
+        for handler, event in invocations:
+            before = len(slack.requests)
+            client.lambda_.invoke(handler, event)
+    return before
+
+
+def failed_headline_and_detail(slack: SlackStandIn, project_dir: str,
+                               put_tail: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """A retried job's FAILED: the headline on top, the attempt history and log tail in its thread."""
+    event = load_event("retried_failed")
+    put_tail(event)
+    converse(project_dir, slack, ("on_job_failed", event))
+    return slack_calls(slack, 0)
+
+
+def running_then_failed(slack: SlackStandIn, project_dir: str,
+                        put_tail: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """A critical-* job's RUNNING, then its FAILED 2h 3m later: its message updated in place (no
+    mention), "RUNNING → FAILED after 2h 3m" in its thread, sent to the channel too, then its detail."""
+    running, failed = replay.running_then_failed()
+    put_tail(failed)
+    converse(project_dir, slack, ("on_critical_job_running", running), ("on_job_failed", failed))
+    return slack_calls(slack, 0)
+
+
+def failure_storm_group(slack: SlackStandIn, project_dir: str,
+                        put_tail: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Four jobs of one queue failing alike: the first three post their own (not shown here), the
+    fourth posts the group message and lists itself in its thread."""
+    events = replay.storm_events(4)
+    last = converse(project_dir, slack, *(("on_job_failed", event) for event in events))
+    return slack_calls(slack, last)
+
+
+ConversationScenario = Callable[[SlackStandIn, str, Callable[[dict[str, Any]], None]], list[dict[str, Any]]]
+CONVERSATIONS: dict[str, ConversationScenario] = {
+    "failed_headline_and_detail": failed_headline_and_detail,
+    "running_then_failed": running_then_failed,
+    "failure_storm_group": failure_storm_group,
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(CONVERSATIONS))
+def test_conversation_mode_posts_its_snapshot(scenario, conversation_project, bot, state_table):
+    calls = CONVERSATIONS[scenario](bot, conversation_project, state_table)
+    assert calls, f"{scenario}: nothing was posted"
+    check_snapshot(CONVERSATION, scenario, calls)

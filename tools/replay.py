@@ -7,10 +7,18 @@ handlers its patterns select; each of those is invoked through ``chalice.test`` 
 function Lambda calls) with the ``local`` stage, whose Slack settings come from your shell:
 
 - with ``SLACK_WEBHOOK_URL``, or ``SLACK_BOT_TOKEN`` and ``SLACK_CHANNEL``, set, the messages
-  are posted to your Slack for real;
-- with neither, they go to a Slack stand-in on 127.0.0.1, and this prints what it received,
-  one message after another, as a person would read it (``--json``: with its Block Kit JSON
-  and a Block Kit Builder link).
+  are posted to your Slack for real, at Slack's pace;
+- with neither, they go to a Slack stand-in on 127.0.0.1 (with a bot token). This says, event by
+  event, what each handler did to the channel ("posted #3", "updated #3 in place"), then prints
+  the channel as it ends, as a person reads it: each message (edited or not) with its thread
+  under it (``--json``: with each one's Block Kit JSON and a Block Kit Builder link).
+
+With a bot token the handlers hold conversations (one living message per job, threads, grouped
+storms): their state table is moto's, made by the replay (``NOTIFY_STATE_TABLE`` from your shell,
+else the local stage's, else ``batch-notify-local-state``), and it lasts for the run only. After
+the sample events of ``tests/events`` come two scenes: a job's message updated in place (RUNNING,
+then FAILED), and a storm of failures alike, from several containers at once, collapsed into one
+group message.
 
 The whole run is inside moto (in process), so nothing reaches AWS. The sample FAILED events
 of ``tests/events`` get a CloudWatch Logs stream there, with realistic lines (a few holding
@@ -27,23 +35,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import html
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from chalice.test import Client, TestLambdaClient
+from chalice.test import TestLambdaClient
 
-from tools.eventbridge import EventBridgeRouter, registered_patterns
-from tools.slack_standin import SlackStandIn
+from tools.eventbridge import REGION, EventBridgeRouter, registered_patterns
+from tools.lambda_env import stage_variables
+from tools.slack_standin import Shown, SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "tests" / "events"
@@ -53,13 +66,19 @@ DEMO_CHANNEL = "#batch-alerts"
 # What the deployed stages set; the local stage's 0 is overridden for the seeded events only.
 DEMO_LOG_TAIL = {"LOG_TAIL_LINES": "20"}
 SLACK_VARIABLES = ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL_PARAM", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_PARAM")
+# Conversation mode needs the state table: the replay makes it in moto (see state_table_name).
+STATE_TABLE_VARIABLE = "NOTIFY_STATE_TABLE"
+LOCAL_STATE_TABLE = "batch-notify-local-state"
+# Against the stand-in, Slack's pace (1 s per message per channel) would only make the demo slow.
+PACE_VARIABLE = "SLACK_PACE_SECONDS"
+STANDIN_PACE_SECONDS = "0.01"
 BUILDER_URL = "https://app.slack.com/block-kit-builder#"
 WIDTH = 100  # fields go side by side, as Slack draws them, only while a row fits in this
 EVENT_RULE = "═" * 78
 MESSAGE_RULE = "─" * 78
 EMOJI = {":x:": "❌", ":white_check_mark:": "✅", ":arrow_forward:": "▶️", ":hourglass:": "⌛",
          ":hourglass_flowing_sand:": "⏳", ":information_source:": "ℹ️", ":warning:": "⚠️", ":bulb:": "💡",
-         ":page_facing_up:": "📄", ":rotating_light:": "🚨", ":clipboard:": "📋"}
+         ":page_facing_up:": "📄", ":rotating_light:": "🚨", ":clipboard:": "📋", ":thread:": "🧵"}
 
 # -- the sample events' log streams ------------------------------------------------------------
 # Fake secrets, assembled at run time so no file holds a string a secret scanner would flag.
@@ -198,6 +217,7 @@ def load_events(paths: list[str]) -> Iterator[tuple[str, Any]]:
 
 # -- what a person reads -----------------------------------------------------------------------
 _SPECIAL = [
+    (re.compile(r"<!date\^[^|>]*\|([^>]*)>"), r"\1"),               # a date token: its fallback text
     (re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>"), r"@\1"),  # user group mention
     (re.compile(r"<@([A-Z0-9]+)>"), r"@\1"),                        # user mention
     (re.compile(r"<!(here|channel|everyone)>"), r"@\1"),
@@ -319,19 +339,74 @@ def _stamped(line: str, at: datetime) -> str:
     return f"{at:%Y-%m-%dT%H:%M:%S}Z {line}" if _LOGGER_LINE.match(line) else line
 
 
+# -- conversation mode: the state table, in moto ------------------------------------------------
+def state_table_name() -> str:
+    """The state table the replayed handlers use: ``NOTIFY_STATE_TABLE`` from your shell, else the
+    local stage's, else :data:`LOCAL_STATE_TABLE`. Whichever it is, it is moto's (the whole run is
+    in moto): the replay creates it there, and it lasts for the run only."""
+    return (os.environ.get(STATE_TABLE_VARIABLE, "").strip() or stage_variables(STAGE).get(STATE_TABLE_VARIABLE)
+            or LOCAL_STATE_TABLE)
+
+
+def _region() -> str:
+    return os.environ.get("AWS_DEFAULT_REGION", "").strip() or os.environ.get("AWS_REGION", "").strip() or REGION
+
+
+def invocation_environment(*, standin: bool) -> dict[str, str]:
+    """What every invocation gets on top of the local stage's variables: the state table (so a bot
+    token holds conversations), the region Lambda always sets (the table's), and, against the
+    stand-in only, a short pace between Slack calls: real Slack keeps its real pace."""
+    env = {STATE_TABLE_VARIABLE: state_table_name(), "AWS_DEFAULT_REGION": _region()}
+    if standin:
+        env[PACE_VARIABLE] = STANDIN_PACE_SECONDS
+    return env
+
+
+def create_state_table(name: str, region: str) -> None:
+    """The app's state table (partition key ``pk``, a string), in moto."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")
+
+
+class _Serialized:
+    """A DynamoDB client whose calls run one at a time. moto does not lock, and DynamoDB applies
+    each conditional write atomically: this is what lets several threads (containers) share it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self._lock = client, threading.Lock()
+        self.meta = client.meta
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
 # -- the replay ------------------------------------------------------------------------------
 class _Invoker:
-    """The handlers, invoked through chalice.test with the local stage; for a sample event of
-    tests/events whose stream the replay seeded, with the log tail on. Settings are read once
-    per Lambda container, so a switch between the two starts a new one."""
+    """The handlers, invoked through chalice.test with the local stage and ``env``; for a sample
+    event of tests/events whose stream the replay seeded, with the log tail on. Settings are read
+    once per Lambda container, so a switch between the two starts a new one."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, env: dict[str, str]) -> None:
         from chalice.cli.factory import CLIFactory
 
-        self._plain = Client(app, stage_name=STAGE, project_dir=str(ROOT)).lambda_
-        tailed = CLIFactory(str(ROOT)).create_config_obj(
-            chalice_stage_name=STAGE, user_provided_params={"environment_variables": dict(DEMO_LOG_TAIL)})
-        self._tailed = TestLambdaClient(app, tailed)
+        def client(variables: dict[str, str]) -> TestLambdaClient:
+            config = CLIFactory(str(ROOT)).create_config_obj(
+                chalice_stage_name=STAGE, user_provided_params={"environment_variables": variables})
+            return TestLambdaClient(app, config)
+
+        self.app, self.env = app, dict(env)
+        self._plain, self._tailed = client(self.env), client({**self.env, **DEMO_LOG_TAIL})
         self._tail_on: bool | None = None
         self.handlers = frozenset(app.handler_map)
 
@@ -344,6 +419,62 @@ class _Invoker:
         (self._tailed if log_tail else self._plain).invoke(name, event)
 
 
+@dataclass(frozen=True)
+class _Mark:
+    """The channel at one moment: each message's reply count, and how many updates were made."""
+
+    replies: dict[str, int]
+    updates: int
+
+
+class _Channel:
+    """The stand-in's channel followed event by event: each message's number (in the order they
+    appeared), what posted it, and what one invocation changed (posted, updated, replied)."""
+
+    def __init__(self, slack: SlackStandIn, channel: str) -> None:
+        self.slack, self.channel = slack, channel
+        self.numbers: dict[str, int] = {}
+        self.origins: dict[str, str] = {}
+
+    def view(self) -> list[Shown]:
+        """Everything the channel shows, in order, thread broadcasts included."""
+        return self.slack.channel_view(self.channel)
+
+    def messages(self) -> list[Shown]:
+        """The channel's own messages (a broadcast reply shows there too, but belongs to a thread)."""
+        return [shown for shown in self.view() if not shown.broadcast]
+
+    def mark(self) -> _Mark:
+        return _Mark({shown.ts: len(shown.replies) for shown in self.messages()}, len(self.slack.updates))
+
+    def changes(self, since: _Mark, origin: str) -> list[str]:
+        """What happened after ``since``, per message, in words; new messages are numbered for ``origin``."""
+        updated = {str(body.get("ts")) for body in self.slack.updates[since.updates:]}
+        said = []
+        for shown in self.messages():
+            if shown.ts not in self.numbers:
+                self.numbers[shown.ts], self.origins[shown.ts] = len(self.numbers) + 1, origin
+            said.extend(self._change(shown, since, updated))
+        return said
+
+    def _change(self, shown: Shown, since: _Mark, updated: set[str]) -> list[str]:
+        number = self.numbers[shown.ts]
+        new = shown.replies[since.replies.get(shown.ts, 0):]
+        replies = _count(len(new), "reply", "replies")
+        broadcast = sum(reply.broadcast for reply in new)
+        also = f" ({broadcast} also sent to the channel)" if broadcast else ""
+        if shown.ts not in since.replies:
+            return [f"posted #{number}" + (f" with {replies} in its thread{also}" if new else "")]
+        said = [f"updated #{number} in place"] if shown.ts in updated else []
+        if new:
+            said.append(f"{replies} in #{number}'s thread{also}")
+        return said
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _heading(label: str, event: Any) -> str:
     if not isinstance(event, dict):
         return f"{label} · not a JSON object"
@@ -351,54 +482,42 @@ def _heading(label: str, event: Any) -> str:
     return " · ".join(str(part) for part in (label, event.get("detail-type", "?"), status) if part)
 
 
-def _show_posted(name: str, posted: list[dict[str, Any]], out: TextIO, show_json: bool) -> None:
-    if not posted:
-        print(f"→ {name} posted nothing (its log line says why; --verbose shows INFO lines)", file=out)
-    for i, message in enumerate(posted):
-        if i:
-            print(MESSAGE_RULE, file=out)
-        channel = f" to {message['channel']}" if message.get("channel") else ""
-        print(f"→ {name} posted{channel}:\n", file=out)
-        print(render(message), file=out)
-        if show_json:
-            print("\n  Block Kit JSON: " + json.dumps(
-                {"text": message.get("text"), "blocks": message.get("blocks")}, ensure_ascii=False), file=out)
-            print("  Block Kit Builder: " + builder_link(message), file=out)
+def _invoke_and_tell(invoker: _Invoker, name: str, event: Any, *, log_tail: bool, origin: str,
+                     channel: _Channel | None, out: TextIO) -> int:
+    """Invoke ``name``; say in one line what it did to the channel; return 1 if it raised."""
+    since = channel.mark() if channel else None
+    try:
+        invoker.invoke(name, event, log_tail=log_tail)
+    except Exception as error:  # show it and go on: a replay is for looking
+        print(f"→ {name} raised {type(error).__name__}: {error}", file=out)
+        return 1
+    if channel is None or since is None:
+        print(f"→ {name}: posted to Slack", file=out)
+        return 0
+    said = channel.changes(since, f"{origin} · {name}")
+    print(f"→ {name}: " + "; ".join(said) if said else
+          f"→ {name} posted nothing (its log line says why; --verbose shows INFO lines)", file=out)
+    return 0
 
 
-def _replay_one(bus: EventBridgeRouter, invoker: _Invoker, source: tuple[Path, str, Any, str | None], *,
-                out: TextIO, slack: SlackStandIn | None, show_json: bool) -> int:
-    """Route one event, invoke each matching handler, show what it posted; return the failures.
+def _replay_one(bus: EventBridgeRouter, invoker: _Invoker, source: tuple[Path, str, Any, str | None],
+                lines: tuple[str, ...] | None, *, out: TextIO, channel: _Channel | None) -> int:
+    """Route one event, invoke each matching handler, say what it did; return the failures.
 
-    A dead-letter record names the handler that failed: only that one runs again."""
-    file, label, event, failed = source
+    A dead-letter record names the handler that failed: only that one runs again. ``lines``: the
+    log lines to seed in the event's stream (then the tail is on), or None."""
+    _, label, event, failed = source
     print(f"\n{EVENT_RULE}\n{_heading(label, event)}", file=out)
     handlers = _handlers_for(bus, invoker, event, failed, out)
     if not handlers:
         print("→ no handler's pattern matches: EventBridge would not invoke the app", file=out)
         return 0
-    lines = _demo_lines(file, event)
     if lines is not None:
         seed_log_stream(event, lines)
     # Only a seeded stream has a tail to show; any other event runs with the tail off, as the
     # local stage does, so it never shows a made-up log or a misleading "not found".
-    log_tail = lines is not None
-    failures = 0
-    for n, name in enumerate(handlers):
-        if n:
-            print(MESSAGE_RULE, file=out)
-        seen = len(slack.messages) if slack else 0
-        try:
-            invoker.invoke(name, event, log_tail=log_tail)
-        except Exception as error:  # show it and go on: a replay is for looking
-            failures += 1
-            print(f"→ {name} raised {type(error).__name__}: {error}", file=out)
-            continue
-        if slack is None:
-            print(f"→ {name}: posted to Slack", file=out)
-        else:
-            _show_posted(name, slack.messages[seen:], out, show_json)
-    return failures
+    return sum(_invoke_and_tell(invoker, name, event, log_tail=lines is not None, origin=label, channel=channel,
+                                out=out) for name in handlers)
 
 
 def _handlers_for(bus: EventBridgeRouter, invoker: _Invoker, event: Any, failed: str | None,
@@ -411,27 +530,224 @@ def _handlers_for(bus: EventBridgeRouter, invoker: _Invoker, event: Any, failed:
     return bus.matching(event) if isinstance(event, dict) else []
 
 
+# -- the channel as a person reads it ------------------------------------------------------------
+def _shown_lines(shown: Shown) -> list[str]:
+    if shown.blocks:
+        return render({"blocks": shown.blocks}).split("\n")
+    return [f"  {line}" for line in _plain(shown.text).split("\n")]
+
+
+def _json_lines(shown: Shown) -> list[str]:
+    message = {"text": shown.text, "blocks": shown.blocks}
+    return ["", "  Block Kit JSON: " + json.dumps(message, ensure_ascii=False),
+            "  Block Kit Builder: " + builder_link({"blocks": shown.blocks or []})]
+
+
+def _message_lines(shown: Shown, channel: _Channel, show_json: bool) -> list[str]:
+    """One top-level message: a line naming it, its blocks, then its thread, indented."""
+    edited = " · (edited)" if shown.edited else ""
+    lines = [f"#{channel.numbers.get(shown.ts, '?')} · {channel.origins.get(shown.ts, 'posted')}{edited}", "",
+             *_shown_lines(shown), *(_json_lines(shown) if show_json else [])]
+    for index, reply in enumerate(shown.replies, 1):
+        also = ", also sent to the channel" if reply.broadcast else ""
+        lines += ["", f"    ↳ thread reply {index} of {len(shown.replies)}{also}:"]
+        lines += [f"      {line}" if line else "" for line in
+                  _shown_lines(reply) + (_json_lines(reply) if show_json else [])]
+    return lines
+
+
+def show_channel(channel: _Channel, out: TextIO, *, show_json: bool = False,
+                 only: frozenset[str] | None = None) -> None:
+    """Print the channel as it is now: each top-level message (edited or not) with its thread
+    under it; a reply broadcast to the channel shows where it appeared, as a line. ``only``: the
+    messages (ts) to show, with their broadcasts."""
+    parents = {reply.ts: shown.ts for shown in channel.messages() for reply in shown.replies}
+    for shown in channel.view():
+        parent = parents.get(shown.ts, shown.ts) if shown.broadcast else shown.ts
+        if only is not None and parent not in only:
+            continue
+        if shown.broadcast:
+            first = next((line.strip() for line in _shown_lines(shown) if line.strip()), "")
+            print(f"  ↪ also in the channel, #{channel.numbers.get(parent, '?')}'s thread reply: {first}", file=out)
+            continue
+        print(MESSAGE_RULE, file=out)
+        print("\n".join(_message_lines(shown, channel, show_json)), file=out)
+
+
+def summary(slack: SlackStandIn, channel: str, failures: int) -> str:
+    """One line: messages posted, updates, thread replies, failed invocations."""
+    shown = [message for message in slack.channel_view(channel) if not message.broadcast]
+    replies = [reply for message in shown for reply in message.replies]
+    broadcast = sum(reply.broadcast for reply in replies)
+    return (f"{_count(len(shown), 'message', 'messages')} posted, {_count(len(slack.updates), 'update', 'updates')}, "
+            f"{_count(len(replies), 'thread reply', 'thread replies')} ({broadcast} also sent to the channel), "
+            f"failed: {failures}")
+
+
+# -- the scenes: what conversations do -----------------------------------------------------------
+SCENE_JOB_ID = "5ce4e001-6b0a-4c8e-b1f3-2d5a7c9e0b64"
+SCENE_LOG = (
+    "INFO  billing-close: period 2025-07, 41 ledgers",
+    "INFO  billing-close: ledger 40 of 41 balanced",
+    "ERROR billing-close: ledger EU-7: totals differ by 1204.77 EUR from the bank statement",
+    "ERROR billing-close: refusing to close the period; exiting 1",
+)
+STORM_JOBS = 15
+STORM_CONTAINERS = 5
+STORM_QUEUE = "ingest-fargate-queue"
+
+
+def running_then_failed() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A critical-* job's RUNNING (the fork's handler posts it) and its FAILED 2h 3m later."""
+    running = copy.deepcopy(_sample("critical_running"))
+    old_id = running["detail"]["jobId"]
+    running["id"] = "5ce4e001-0000-4000-8000-000000000001"
+    running["detail"]["jobName"] = "critical-billing-close-2025-07-15"
+    running["detail"]["jobId"] = SCENE_JOB_ID
+    running["detail"]["jobArn"] = running["detail"]["jobArn"].replace(old_id, SCENE_JOB_ID)
+    running["resources"] = [running["detail"]["jobArn"]]
+    failed = copy.deepcopy(running)
+    detail, container = failed["detail"], failed["detail"]["container"]
+    failed["id"], failed["time"] = "5ce4e001-0000-4000-8000-000000000002", "2025-07-15T07:04:26Z"
+    stopped = detail["startedAt"] + (2 * 3600 + 3 * 60) * 1000
+    reason = "Essential container in task exited"
+    detail.update(status="FAILED", statusReason=reason, stoppedAt=stopped)
+    container["exitCode"] = 1
+    detail["attempts"] = [{"container": {key: container[key] for key in (
+        "containerInstanceArn", "taskArn", "exitCode", "logStreamName", "networkInterfaces")},
+        "startedAt": detail["startedAt"], "stoppedAt": stopped, "statusReason": reason}]
+    return running, failed
+
+
+def storm_events(count: int = STORM_JOBS) -> list[dict[str, Any]]:
+    """``count`` jobs of one queue failing alike, seconds apart: their image could not be pulled."""
+    template = _sample("diag_image_pull")
+    old_id, queue = template["detail"]["jobId"], template["detail"]["jobQueue"]
+    events = []
+    for index in range(1, count + 1):
+        event = copy.deepcopy(template)
+        job_id = f"5707a000-0000-4000-8000-{index:012d}"
+        detail = event["detail"]
+        event["id"] = f"5707a000-0000-4000-9000-{index:012d}"
+        event["time"] = f"2024-10-07T06:{33 + index // 60:02d}:{index % 60:02d}Z"
+        detail["jobId"], detail["jobName"] = job_id, f"ingest-partition-{index:03d}"
+        detail["jobArn"] = detail["jobArn"].replace(old_id, job_id)
+        detail["jobQueue"] = queue.rsplit("/", 1)[0] + "/" + STORM_QUEUE
+        event["resources"] = [detail["jobArn"]]
+        events.append(event)
+    return events
+
+
+def _sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    return data
+
+
+def _scene_title(title: str, what: str, out: TextIO) -> None:
+    print(f"\n{EVENT_RULE}\n{EVENT_RULE}\nScene: {title}\n{what}", file=out)
+
+
+def scene_updated_in_place(bus: EventBridgeRouter, invoker: _Invoker, *, out: TextIO,
+                           channel: _Channel | None, show_json: bool) -> int:
+    """A job's RUNNING, then its FAILED: one message, updated, its thread saying what changed."""
+    _scene_title("A job's message, updated in place",
+                 "A critical-* job starts (the fork's on_critical_job_running posts it), then fails 2h 3m later:\n"
+                 "on_job_failed updates that message in place and says what changed in its thread.", out)
+    since = set(channel.numbers) if channel else set()
+    running, failed = running_then_failed()
+    failures = _replay_one(bus, invoker, (EVENTS_DIR, "scene 1: RUNNING", running, None), None, out=out,
+                           channel=channel)
+    failures += _replay_one(bus, invoker, (EVENTS_DIR, "scene 1: FAILED", failed, None), SCENE_LOG, out=out,
+                            channel=channel)
+    _show_scene(channel, since, out, show_json)
+    return failures
+
+
+def scene_storm_collapsed(bus: EventBridgeRouter, invoker: _Invoker, *, out: TextIO,
+                          channel: _Channel | None, show_json: bool) -> int:
+    """Many jobs of one queue failing alike, from several containers at once: one group message."""
+    import boto3
+
+    from chalicelib.core import clients
+    from tools.lambda_env import containers
+
+    events: list[Mapping[str, Any]] = [*storm_events()]
+    _scene_title("A failure storm, collapsed",
+                 f"{len(events)} jobs of {STORM_QUEUE} fail alike (the image cannot be pulled), delivered by "
+                 f"EventBridge to\n{STORM_CONTAINERS} Lambda containers at once (threads): the first 3 post their own "
+                 "messages, the rest\nare counted in one group message and listed in its thread.", out)
+    since, marked = (set(channel.numbers), channel.mark()) if channel else (set(), None)
+    calls = [(name, event) for name, delivered in bus.deliver_all(events).items() for event in delivered]
+    serialized = _Serialized(boto3.client("dynamodb", region_name=_region()))
+    started = time.monotonic()
+    with clients.use_client("dynamodb", serialized), containers(invoker.app, STAGE, env=invoker.env) as invoke, \
+            ThreadPoolExecutor(max_workers=STORM_CONTAINERS) as pool:
+        outcomes = list(pool.map(lambda call: _raised(invoke, *call), calls))
+    for error in filter(None, outcomes):
+        print(f"→ on_job_failed raised {error}", file=out)
+    failures = sum(1 for error in outcomes if error)
+    print(f"→ {len(calls)} invocations in {time.monotonic() - started:.1f} s, {failures} failed", file=out)
+    if channel is not None and marked is not None:
+        said = channel.changes(marked, "scene 2: the storm · on_job_failed")
+        print("→ in the channel: " + "; ".join(said), file=out)
+    _show_scene(channel, since, out, show_json)
+    return failures
+
+
+def _raised(invoke: Any, name: str, event: Any) -> str | None:
+    try:
+        invoke(name, event)
+    except Exception as error:  # counted and shown: one job's failure must not hide the others'
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _show_scene(channel: _Channel | None, before: set[str], out: TextIO, show_json: bool) -> None:
+    if channel is None:
+        print("→ see your Slack channel", file=out)
+        return
+    print("\nWhat the channel shows of it:", file=out)
+    show_channel(channel, out, show_json=show_json, only=frozenset(set(channel.numbers) - before))
+
+
+# -- the run ---------------------------------------------------------------------------------------
 def replay(paths: list[str], *, out: TextIO | None = None, slack: SlackStandIn | None = None,
-           show_json: bool = False, verbose: bool = False) -> int:
+           show_json: bool = False, verbose: bool = False, scenes: bool = False) -> int:
     """Replay the events; return the number of invocations that raised.
 
-    With ``slack`` (the stand-in), print what each handler posted; ``show_json`` adds each
-    message's Block Kit JSON and Builder link. The handlers' log lines are printed in place:
-    warnings and errors, and with ``verbose`` every INFO line too.
+    With a bot token the handlers hold conversations, with a state table in moto (made here).
+    With ``slack`` (the stand-in), say what each invocation did to the channel, then print the
+    channel as it ends; ``show_json`` adds each message's Block Kit JSON and Builder link.
+    ``scenes``: then play the two scenes (a message updated in place, a storm collapsed), when
+    the handlers hold conversations. The handlers' log lines are printed in place: warnings and
+    errors, and with ``verbose`` every INFO line too.
     """
     from app import app  # the project's app, imported as `chalice deploy` would
+    from chalicelib.core import config
 
     out = out or sys.stdout  # looked up now, not at import: whatever stdout is at the call
     handler = logging.StreamHandler(out)
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter("    log %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+    channel = _Channel(slack, os.environ.get("SLACK_CHANNEL", DEMO_CHANNEL)) if slack else None
+    env = invocation_environment(standin=slack is not None)
     failures = 0
     try:
         with EventBridgeRouter(registered_patterns(app)) as bus:
-            invoker = _Invoker(app)
+            config.reset()  # clients made before moto started would reach past it
+            create_state_table(env[STATE_TABLE_VARIABLE], env["AWS_DEFAULT_REGION"])
+            invoker = _Invoker(app, env)
             for source in _sources(paths):
-                failures += _replay_one(bus, invoker, source, out=out, slack=slack, show_json=show_json)
+                failures += _replay_one(bus, invoker, source, _demo_lines(source[0], source[2]), out=out,
+                                        channel=channel)
+            if channel is not None:
+                print(f"\n{EVENT_RULE}\n{channel.channel} as it ends, as a person reads it: each message, edited or "
+                      "not, and its thread under it", file=out)
+                show_channel(channel, out, show_json=show_json)
+            if scenes and _conversations():
+                failures += scene_updated_in_place(bus, invoker, out=out, channel=channel, show_json=show_json)
+                failures += scene_storm_collapsed(bus, invoker, out=out, channel=channel, show_json=show_json)
     finally:
         logging.getLogger().removeHandler(handler)
     return failures
@@ -439,6 +755,22 @@ def replay(paths: list[str], *, out: TextIO | None = None, slack: SlackStandIn |
 
 def _has_slack_settings() -> bool:
     return any(os.environ.get(name, "").strip() for name in SLACK_VARIABLES)
+
+
+def _conversations() -> bool:
+    """Whether the handlers hold conversations: a bot token (a webhook cannot update or thread)."""
+    webhook = any(os.environ.get(name, "").strip() for name in SLACK_VARIABLES[:2])
+    return not webhook and any(os.environ.get(name, "").strip() for name in SLACK_VARIABLES[2:])
+
+
+def _mode_note(standin: bool) -> str:
+    if not _conversations():
+        return ("Conversations are off: a webhook cannot update or thread a message, so each event posts its own\n"
+                "message (and the demo's two scenes, which show conversations, are left out).")
+    where = ("" if standin else ": it lasts for this run only, so a later run posts new\nmessages instead of "
+             f"updating these. Posting at Slack's real pace ({PACE_VARIABLE}, default 1 s per message)")
+    return (f"Conversations are on: a bot token, and the state table {STATE_TABLE_VARIABLE}={state_table_name()}\n"
+            f"(in moto, in process, made by the replay){where}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,15 +783,20 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.core import config, secrets
     config.reset()
     secrets.reset()
+    # The scenes follow the sample events, not your own or a dead-letter queue's.
+    scenes = any(Path(path).resolve() == EVENTS_DIR for path in args.paths)
     if _has_slack_settings():
-        print("Slack settings found in the environment: posting to Slack for real.")
-        return 1 if replay(args.paths, verbose=args.verbose) else 0
+        print("Slack settings found in the environment: posting to Slack for real.\n" + _mode_note(standin=False))
+        failures = replay(args.paths, verbose=args.verbose, scenes=scenes)
+        print(f"\n{EVENT_RULE}\nfailed: {failures}")
+        return 1 if failures else 0
     print("No Slack settings (SLACK_WEBHOOK_URL or SLACK_BOT_TOKEN + SLACK_CHANNEL): posting to a local Slack\n"
-          "stand-in on 127.0.0.1 and printing what it received.")
+          "stand-in on 127.0.0.1 and printing what it shows.")
     with SlackStandIn(bot_token=DEMO_TOKEN, channels=(DEMO_CHANNEL,)) as slack:
         os.environ.update(SLACK_BOT_TOKEN=DEMO_TOKEN, SLACK_CHANNEL=DEMO_CHANNEL, SLACK_API_URL=slack.api_url)
-        failures = replay(args.paths, slack=slack, show_json=args.json, verbose=args.verbose)
-    print(f"\n{EVENT_RULE}\n{len(slack.messages)} message(s) posted, {failures} invocation(s) failed."
+        print(_mode_note(standin=True))
+        failures = replay(args.paths, slack=slack, show_json=args.json, verbose=args.verbose, scenes=scenes)
+    print(f"\n{EVENT_RULE}\nSummary: {summary(slack, DEMO_CHANNEL, failures)}."
           + ("" if args.json else " Add --json for each message's Block Kit JSON and a Block Kit Builder link."))
     return 1 if failures else 0
 
