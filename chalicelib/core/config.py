@@ -282,6 +282,33 @@ def load_log_level(env: Mapping[str, str]) -> int:
     return LOG_LEVELS[choice_setting(env, LOG_LEVEL, tuple(LOG_LEVELS), default=DEFAULT_LOG_LEVEL)]
 
 
+# -- Slack request signing (the /slack/actions route: chalicelib/interactions/) ------------------
+SIGNING_SECRET = "SLACK_SIGNING_SECRET"
+SIGNING_SECRET_PARAM = "SLACK_SIGNING_SECRET_PARAM"
+
+
+@dataclass(frozen=True)
+class SigningSettings:
+    """The Slack app's signing secret, which every request to the actions route must be signed
+    with: given directly (``SLACK_SIGNING_SECRET``, local use) or as an SSM SecureString
+    parameter (``SLACK_SIGNING_SECRET_PARAM``), read like the bot token (core/secrets.py).
+    ``secret`` is ``None`` when neither is set: no request can be verified, so none is accepted."""
+
+    secret: Secret | None
+
+    def require(self) -> Secret:
+        """The secret; raise :class:`ConfigError` naming the variables to set when there is none."""
+        if self.secret is None:
+            raise ConfigError(f"Slack request signing is not configured: set {SIGNING_SECRET_PARAM} (or "
+                              f"{SIGNING_SECRET}) to the Slack app's signing secret (Basic Information -> App "
+                              "Credentials) in the stage's environment_variables in .chalice/config.json")
+        return self.secret
+
+
+def load_signing_settings(env: Mapping[str, str]) -> SigningSettings:
+    """The signing secret setting in ``env`` (a blank value counts as unset: never an empty secret)."""
+    return SigningSettings(secret=_secret(env, SIGNING_SECRET, SIGNING_SECRET_PARAM))
+
 
 # -- the settings tree of this container --------------------------------------------------------
 # One cache: settings() builds one Settings per container; each section is parsed at its first use
@@ -317,7 +344,7 @@ class Settings:
     checked) at its first use, then kept. Thread-safe: a section is loaded once.
 
     The built-in sections are properties (:attr:`slack`, :attr:`log_tail`, :attr:`scheduled`,
-    :attr:`log_level`). A stage above core adds its own with :meth:`section` and a loader taking
+    :attr:`log_level`, :attr:`signing`). A stage above core adds its own with :meth:`section` and a loader taking
     this object (``settings().section(load_route_table)``): core needs not import it, and the
     section is still forgotten by :func:`reset` with the rest. The boto3 session and clients
     (``core/clients.py``) and the secrets read from SSM (``core/secrets.py``) are sections too.
@@ -361,6 +388,11 @@ class Settings:
         """The ``logging`` level of the app's logger (``LOG_LEVEL``)."""
         return self.section(_log_level)
 
+    @property
+    def signing(self) -> SigningSettings:
+        """The signing secret of Slack's requests to the actions route (``SLACK_SIGNING_SECRET*``)."""
+        return self.section(_signing)
+
 
 def _slack(s: Settings) -> SlackSettings:
     return load_slack_settings(s.env)
@@ -376,6 +408,10 @@ def _scheduled(s: Settings) -> ScheduledSettings:
 
 def _log_level(s: Settings) -> int:
     return load_log_level(s.env)
+
+
+def _signing(s: Settings) -> SigningSettings:
+    return load_signing_settings(s.env)
 
 
 _current: Settings | None = None
@@ -423,3 +459,8 @@ def scheduled_settings() -> ScheduledSettings:
 def log_level() -> int:
     """The log level of this container (``settings().log_level``)."""
     return settings().log_level
+
+
+def signing_settings() -> SigningSettings:
+    """The signing secret setting of this container (``settings().signing``)."""
+    return settings().signing
