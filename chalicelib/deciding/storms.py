@@ -470,11 +470,31 @@ def take_lease(table: StateTable, pk: str, owner: str, now: float, seconds: floa
     return Group.from_item(item)
 
 
-def release_lease(table: StateTable, pk: str, owner: str) -> None:
-    """Give the lease up, if still ours."""
-    with contextlib.suppress(ConditionFailed):
-        table.update(pk, "REMOVE #owner, #until", condition="#owner = :owner", names=_LEASE_NAMES,
-                     values={":owner": owner})
+def release_lease(table: StateTable, pk: str, owner: str, *, only_when_settled: bool = False) -> bool:
+    """Give the lease up, if still ours; with ``only_when_settled``, only when no line is pending and
+    the group message counts every member, read in the same write (so a line appended after the
+    holder last looked keeps it holding). True when released."""
+    condition = "#owner = :owner"
+    values: dict[str, Any] = {":owner": owner}
+    names = dict(_LEASE_NAMES)
+    if only_when_settled:
+        condition += " AND size(#pending) = :zero AND #shown_count >= #count AND attribute_exists(#ts)"
+        names |= {"#pending": "pending", "#shown_count": "shown_count", "#count": "count", "#ts": "ts"}
+        values[":zero"] = 0
+    try:
+        table.update(pk, "REMOVE #owner, #until", condition=condition, names=names, values=values)
+    except ConditionFailed:
+        return False
+    return True
+
+
+def vouched_for(group: Group, membership: Membership, owner: str, now: float, margin: float) -> bool:
+    """Whether another invocation's live lease guarantees the member's pending line: a holder gives
+    its lease up only when the group is settled (:func:`release_lease`), so it posts that line, and
+    when its invocation dies first, Lambda's retry of it rejoins, holds, and posts it. The member
+    may then return without waiting for its turn in the thread."""
+    return (group.generation == membership.generation and group.lease_owner not in (None, owner)
+            and group.lease_until > now + margin and any(line.digest == membership.digest for line in group.pending))
 
 
 def _held(table: StateTable, pk: str, owner: str, expression: str, names: Mapping[str, str],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.client import RemoteDisconnected
@@ -74,6 +74,9 @@ class Call:
     request_timeout: float
     started: float = field(default_factory=time.monotonic)
     stopped: str | None = None
+    # Paced calls (chalicelib/delivering/pacing.py): after a 429, the retry takes a new turn, so it
+    # does not land on another container's turn and set off a cascade of 429s.
+    repace: Callable[[], None] | None = None
 
     def account(self) -> str:
         """What the call took, for an error message."""
@@ -92,15 +95,18 @@ class WithinBudget(RetryHandler):
         self._inner = inner
         self._call = call
         self._wait = 0.0
+        self._rate_limited = False
 
     def can_retry(self, *, state: RetryState, request: HttpRequest,
                   response: HttpResponse | None = None, error: Exception | None = None) -> bool:
         if not self._inner.can_retry(state=state, request=request, response=response, error=error):
             return False
+        self._rate_limited = response is not None and response.status_code == 429
         if response is not None and response.status_code == 429:
             asked = retry_after_seconds(header(response.headers, "retry-after"))
-            # Jitter, as slack-sdk adds: a burst of functions does not come back all at once.
-            wait = asked + random.random()
+            # Jitter, as slack-sdk adds: a burst of functions does not come back all at once (a
+            # paced call needs none: its next turn spaces it).
+            wait = asked + (0.0 if self._call.repace else random.random())
             reason = f"Slack asked to wait {asked:g} s (Retry-After)"
         else:
             wait = self.interval_calculator.calculate_sleep_duration(state.current_attempt)
@@ -117,6 +123,8 @@ class WithinBudget(RetryHandler):
                                  response: HttpResponse | None = None, error: Exception | None = None) -> None:
         state.next_attempt_requested = True
         time.sleep(self._wait)
+        if self._rate_limited and self._call.repace is not None:
+            self._call.repace()  # raises DeliveryError when no turn fits the budget
         state.increment_current_attempt()
 
 

@@ -163,6 +163,8 @@ class Slack:
                                      budget_seconds=settings.delivery_budget), settings.request_timeout)
         # The wait for a turn comes out of the call's budget: the transport's deadline is the same.
         deadline = call.started + settings.delivery_budget
+        if self.pacer is not None and pace is not None:
+            call.repace = lambda: self._wait_turn(pace, deadline)
         session = _Session(settings, secret, call)
         # A job may log the very webhook or token the app posts with: never into the channel.
         payload = _masked(message.to_dict())

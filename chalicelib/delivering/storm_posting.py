@@ -44,9 +44,15 @@ from chalicelib.deciding.storms import (
     release_lease,
     storm_key,
     take_lease,
+    vouched_for,
 )
+from chalicelib.delivering.pacing import POST
 from chalicelib.delivering.slack import Delivery, MessageNotFound, MessageRef, Slack
 from chalicelib.reading.event import JobStateChange
+
+# A holder's lease must have at least this long to run for another member to count on it.
+VOUCH_MARGIN_SECONDS = 2.0
+HOLDER_POLL_SECONDS = 0.2
 
 # The group message is updated at most this often: chat.update allows about 50 a minute per channel.
 GROUP_UPDATE_SECONDS = 3.0
@@ -121,7 +127,8 @@ def join_storm(job: JobStateChange, channel: str, mentions: Sequence[str], group
                     return StormResult(False, storm.pk, membership.ordinal)
         group = read_group(table, storm.pk)
         done = None if membership is None else is_done(group, membership)
-        if done and membership is not None and group is not None:
+        if membership is not None and group is not None and (
+                done or vouched_for(group, membership, run.owner, clock(), VOUCH_MARGIN_SECONDS)):
             return StormResult(True, storm.pk, membership.ordinal, group.ts)
         if done is None:
             membership = None  # its generation went without showing its line: it joins the new one
@@ -134,25 +141,33 @@ def join_storm(job: JobStateChange, channel: str, mentions: Sequence[str], group
 
 
 def _help(run: _Storm, group: Group) -> bool:
-    """Do the group's due work under its lease, piece by piece, while there is some; False when
-    there is none, or another holds the lease."""
+    """Take the group's lease when free and work for it until it is settled (every line posted, the
+    message counting everyone): a holder gives the lease up only then (or at its deadline), which is
+    what lets the other members return early (:func:`vouched_for`). False when there was nothing to
+    do, or another holds the lease."""
     now = run.clock()
-    if next_work(group, now, run.update_seconds) is None or not group.lease_free(now, run.owner):
+    if not group.lease_free(now, run.owner) or (group.is_settled and next_work(group, now, run.update_seconds) is None):
         return False
     held = take_lease(run.table, group.pk, run.owner, now, run.lease_seconds)
     if held is None:
         return False
+    released = False
     try:
         while held is not None and time.monotonic() < run.deadline:
             work = next_work(held, run.clock(), run.update_seconds)
-            if work is None:
+            if work is not None:
+                _do(run, work, held)
+            elif held.is_settled and release_lease(run.table, group.pk, run.owner, only_when_settled=True):
+                released = True
                 break
-            _do(run, work, held)
+            else:
+                time.sleep(HOLDER_POLL_SECONDS)  # an update not yet due, or a line that joined just now
             held = take_lease(run.table, group.pk, run.owner, run.clock(), run.lease_seconds)  # renew, and look
     except LeaseLost:
         return True  # taken over (our lease ran out): the new holder goes on
     finally:
-        release_lease(run.table, group.pk, run.owner)
+        if not released:
+            release_lease(run.table, group.pk, run.owner)
     return True
 
 
@@ -163,6 +178,7 @@ def _do(run: _Storm, work: str, group: Group) -> Group:
     ref = MessageRef(group.channel_id or group.channel, group.ts or "", asked=group.channel)
     slack = run.slack.within(run.deadline)  # no call outlives the invocation
     if work == "reply":
+        group, slack = _turn_first(run, group, slack, ref)
         lines = pending_to_post(group, MAX_LINES_PER_REPLY)
         try:
             slack.reply(ref, lines_reply(group, lines))
@@ -174,6 +190,19 @@ def _do(run: _Storm, work: str, group: Group) -> Group:
     except MessageNotFound:
         return _post(run, group, ())
     return record_update(run.table, group, run.owner, group.count, run.clock())
+
+
+def _turn_first(run: _Storm, group: Group, slack: Slack, ref: MessageRef) -> tuple[Group, Slack]:
+    """Wait for the reply's turn first, then read the group again: the lines that joined while it
+    waited (about a second, at Slack's pace) go in this reply, not the next. The turn is taken, so
+    the reply is then sent unpaced."""
+    if slack.pacer is None:
+        return group, slack
+    slack.pacer.wait_turn(POST, ref.paced_as, run.deadline)
+    renewed = take_lease(run.table, group.pk, run.owner, run.clock(), run.lease_seconds)
+    if renewed is None:
+        raise LeaseLost()
+    return renewed, Slack(slack.settings)
 
 
 def _post(run: _Storm, group: Group, mentions: Sequence[str]) -> Group:
