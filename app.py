@@ -5,12 +5,14 @@ Lambda function's name suffix and its key under ``lambda_functions`` in .chalice
 keep them stable. To add one, see "Add your own handler" in the README.
 """
 
-from chalice.app import CloudWatchEvent
+from chalice.app import CloudWatchEvent, Response
 
 from chalicelib.application import BatchNotify
 from chalicelib.composing.critical_running import build_critical_running_message
 from chalicelib.composing.failure_message import describe_failure
 from chalicelib.composing.messages import build_job_state_message, build_queue_blocked_message
+from chalicelib.interactions.endpoint import ROUTE_CONTENT_TYPES, actions, answer_click
+from chalicelib.interactions.handlers import register_all
 from chalicelib.notify import notify
 from chalicelib.reading.event import JOB_QUEUE_BLOCKED
 from chalicelib.reading.patterns import job_state_pattern, queue_blocked_pattern, sweep_schedule
@@ -60,3 +62,14 @@ def on_daily_digest(event: CloudWatchEvent) -> None:
     from chalicelib.scheduled.digest import post_daily_digests  # here, so event handlers' cold starts skip it
 
     post_daily_digests(event)
+
+
+# Clicks on the messages' buttons (retry, terminate, acknowledge, snooze), signed by Slack.
+# Every content type reaches the code, so a wrong one is answered 415 and logged by us.
+# A fork adds an action with @action("its_action_id") from chalicelib/interactions/endpoint.py.
+register_all(actions)
+
+
+@app.route("/slack/actions", methods=["POST"], content_types=ROUTE_CONTENT_TYPES)
+def slack_actions() -> Response:
+    return answer_click(app.current_request)

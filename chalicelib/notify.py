@@ -19,14 +19,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chalicelib.composing.action_buttons import offer_for, with_action_buttons
 from chalicelib.composing.messages import SlackMessage, with_mentions
 from chalicelib.core.config import slack_settings
 from chalicelib.core.deadline import invocation_deadline
 from chalicelib.core.logline import log_line
-from chalicelib.core.state_table import state_table
+from chalicelib.core.state_table import StateError, state_table
 from chalicelib.deciding import dedup
+from chalicelib.deciding.acks import acknowledged
 from chalicelib.deciding.conversations import conversation_mode
-from chalicelib.deciding.routing import SINGLE_CHANNEL, Decision, route_table, routing_status
+from chalicelib.deciding.permissions import actions_on, decide_with_actions
+from chalicelib.deciding.routing import Decision, route_table, routing_status
+from chalicelib.deciding.snoozes import Snooze, count_skip, describe_snooze, snoozed
 from chalicelib.deciding.storms import grouping_for
 from chalicelib.delivering.conversation import Conversation, Conversed, converse
 from chalicelib.delivering.pacing import configured_intervals, table_pacer
@@ -93,10 +97,7 @@ def parse(raw: Any, detail_type: str = JOB_STATE_CHANGE) -> JobStateChange:
 def decide(job: JobStateChange) -> Decision:
     """Where the job's message goes, by the routing file (or the single channel without one)."""
     # route_table() refuses a table that names channels with a webhook (ConfigError).
-    table = route_table()
-    if table is None:
-        return SINGLE_CHANNEL
-    return table.decide(job.job_queue_name, job.job_name, routing_status(job))
+    return decide_with_actions(route_table(), job.job_queue_name, job.job_name, routing_status(job))
 
 
 def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float) -> _Ending:
@@ -104,7 +105,11 @@ def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float)
     decision = decide(job)
     if not decision.post:
         return _Ending("skipped", route=decision.route, reason=decision.reason)
-    message = build(job)
+    snooze = snoozed(job.job_queue_name, job.job_name)
+    if snooze is not None:
+        return _Ending("skipped", route=decision.route, reason=_counted(snooze))
+    message = with_action_buttons(build(job), job, offer_for(job, signing_on=actions_on(),
+                                                             allowed=bool(decision.actions_allow)))
     # Claimed last, just before posting, so a claim is held for as short a time as possible.
     # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
     claim = dedup.claim(job.event_id or "")
@@ -128,8 +133,10 @@ def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Deci
     table = state_table()
     assert table is not None  # conversation_mode() is on only with a table
     paced = Slack(slack, pacer=table_pacer(table, intervals=configured_intervals()))
+    # An acknowledged job's later messages mention no one.
+    mentions = () if decision.mentions and acknowledged(job.job_arn) else decision.mentions
     conversation = Conversation(slack=paced, table=table, channel=decision.channel or slack.channel or "",
-                                mentions=decision.mentions, grouping=grouping_for(decision))
+                                mentions=mentions, grouping=grouping_for(decision))
     try:
         return converse(job, message, conversation, deadline=deadline)
     except Exception:
@@ -144,6 +151,17 @@ def _deliver_claimed(message: SlackMessage, decision: Decision, claim: dedup.Cla
     except Exception:
         _release_quietly(claim)
         raise
+
+
+def _counted(snooze: Snooze) -> str:
+    """Why a snoozed event is skipped, for its log line; the skip is counted for the digest (a
+    failing count is said, not raised: the event is rightly not posted either way)."""
+    reason = describe_snooze(snooze)["reason"]
+    try:
+        count_skip(snooze)
+    except StateError as error:
+        return f"{reason} (not counted for the digest: {error})"
+    return str(reason)
 
 
 def _record_posted(claim: dedup.Claim) -> str | None:

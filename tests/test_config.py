@@ -16,6 +16,7 @@ from chalicelib.core.config import (
     load_log_level,
     load_log_tail_settings,
     load_scheduled_settings,
+    load_signing_settings,
     load_slack_settings,
 )
 
@@ -140,6 +141,24 @@ def test_every_shipped_stage_is_valid_and_fits_its_lambda(stage):
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_actions_route_has_its_own_memory_and_a_short_timeout(stage):
+    from chalicelib.interactions.endpoint import ANSWER_SECONDS
+
+    config, env = _stage_env(stage)
+    api = config["stages"][stage]["lambda_functions"]["api_handler"]
+    # bench/click_cold_start.py: a cold click takes about 0.9 s of CPU (compiling app, chalice, slack_sdk;
+    # boto3 and two clients). Lambda gives CPU in proportion to memory (1 vCPU at 1769 MB), so at 128 MB it
+    # would take over 10 s; 1536 MB (0.87 vCPU) projects to 1.0-1.4 s, well inside Slack's 3 s.
+    assert api["lambda_memory_size"] == 1536
+    # The event functions keep the stage's 128 MB: nobody waits on them.
+    assert config["stages"][stage].get("lambda_memory_size", config["lambda_memory_size"]) == 128
+    # Past its answer a click has nothing left to do: a stuck call must not run (and bill) the event
+    # handlers' 60 s, and API Gateway gives up on its integration after 29 s anyway.
+    assert ANSWER_SECONDS < api["lambda_timeout"] < min(29, config["lambda_timeout"])
+    assert load_signing_settings(env).secret.parameter == f"/batch-notify/{stage}/slack-signing-secret"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     config, env = _stage_env(stage)
     assert config.get("autogen_policy") is False
@@ -147,18 +166,33 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     actions = {a for st in policy["Statement"] for a in st["Action"]}
     assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
                        "logs:GetLogEvents", "batch:ListJobs", "batch:DescribeJobQueues",
-                       "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+                       "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                       "batch:DescribeJobs", "batch:SubmitJob", "batch:TerminateJob", "batch:TagResource"}
     ssm = [st for st in policy["Statement"] if st["Action"] == ["ssm:GetParameter"]]
-    parameter = load_slack_settings(env).secret.parameter
-    assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}"]
+    parameters = [load_slack_settings(env).secret.parameter, load_signing_settings(env).secret.parameter]
+    assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}" for parameter in parameters]
+    # The actions (Slack buttons): SubmitJob is authorized on the job queue and the job definition (both
+    # resource types are required); TerminateJob on the job, and so is TagResource, which SubmitJob
+    # needs for its tags (batch-notify:retry-of). This account's and any region's, none named.
+    by_sid = {st["Sid"]: st for st in policy["Statement"]}
+    assert by_sid["BatchRetryJob"] == {"Sid": "BatchRetryJob", "Effect": "Allow", "Action": ["batch:SubmitJob"],
+                                       "Resource": ["arn:*:batch:*:*:job-queue/*", "arn:*:batch:*:*:job-definition/*"]}
+    assert by_sid["BatchChangeJob"] == {"Sid": "BatchChangeJob", "Effect": "Allow",
+                                        "Action": ["batch:TerminateJob", "batch:TagResource"],
+                                        "Resource": ["arn:*:batch:*:*:job/*"]}
+    # Its own log groups: the event functions' (batch-notify-<stage>-<handler>) and the route's, which
+    # chalice deploy names batch-notify-<stage>, without a suffix.
+    assert f"arn:*:logs:*:*:log-group:/aws/lambda/batch-notify-{stage}" in by_sid["OwnLogs"]["Resource"]
     # The log tail (chalicelib/reading/logtail.py) reads streams of the default Batch log group only.
     tail = [st for st in policy["Statement"] if st["Action"] == ["logs:GetLogEvents"]]
     assert tail[0]["Resource"] == ["arn:*:logs:*:*:log-group:/aws/batch/job:log-stream:*"]
-    # The stuck-job sweep and the digest (chalicelib/reading/batch_api.py) list queues and jobs. Neither
-    # action supports resource-level permissions: IAM needs "*", and it is the only "*" allowed.
+    # The stuck-job sweep and the digest (chalicelib/reading/batch_api.py) list queues and jobs, and a click
+    # reads the job it is about. None of these supports resource-level permissions: IAM needs "*", and it is
+    # the only "*" allowed.
     listing = [st for st in policy["Statement"] if "batch:ListJobs" in st["Action"]]
     assert listing == [{"Sid": "BatchJobListing", "Effect": "Allow",
-                        "Action": ["batch:ListJobs", "batch:DescribeJobQueues"], "Resource": ["*"]}]
+                        "Action": ["batch:ListJobs", "batch:DescribeJobQueues", "batch:DescribeJobs"],
+                        "Resource": ["*"]}]
     assert all(r != "*" for st in policy["Statement"] if st is not listing[0] for r in st["Resource"])
 
 

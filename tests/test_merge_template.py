@@ -4,7 +4,9 @@
 parts in deploy/merge-template.json; ``chalice package --merge-template`` merges it into
 chalice's SAM template. Every function EventBridge invokes (``on_cw_event`` and ``schedule``
 handlers) gets an on-failure destination, an Errors alarm and the state table (NOTIFY_STATE_TABLE,
-and the table's policy with exactly the actions the code calls). A handler added to app.py needs no edit: the
+and the table's policy with exactly the actions the code calls). The function chalice makes for app.py's
+routes (``APIHandler``: the Slack actions) gets the state table and an Errors alarm but no dead-letter
+path: API Gateway invokes it synchronously, so Lambda never retries it. A handler added to app.py needs no edit: the
 template is made from it (test_a_handler_added_to_an_app_gets_its_parts_with_no_edit). The last
 tests run the README's commands (the tool, then the real ``chalice package`` with its output,
 offline, tests/chalice_cli.py) and cfn-lint on the result.
@@ -30,7 +32,7 @@ from chalicelib.reading.patterns import job_state_pattern
 from tests.chalice_cli import aws_env, cfn_lint, chalice_env, copy_project, run_chalice
 from tools import merge_template
 from tools.eventbridge import registered_patterns
-from tools.merge_template import function_id
+from tools.merge_template import API_FUNCTION, API_ROLE, function_id
 
 BASE: dict[str, Any] = json.loads(merge_template.BASE.read_text())
 TEMPLATE: dict[str, Any] = merge_template.build(app)
@@ -38,6 +40,8 @@ RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 EVENT_HANDLERS = sorted(registered_patterns(app))  # on_cw_event: notify()
 SCHEDULED = sorted(s.name for s in app.event_sources if isinstance(s, ScheduledEventConfig))
 HANDLERS = sorted([*EVENT_HANDLERS, *SCHEDULED])  # invoked asynchronously by EventBridge
+# Route view functions all run in chalice's one API function (invoked synchronously by API Gateway).
+ROUTE_VIEWS = sorted(h for h in app.handler_map if h not in HANDLERS)
 DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 STATE_TABLE_VARIABLE = {"Fn::If": ["StateTableEnabled", {"Ref": "StateTable"}, ""]}
 FOURTEEN_DAYS = 14 * 86400
@@ -98,16 +102,44 @@ def test_every_handler_is_told_the_state_table_and_its_role_may_use_it(handler):
 
 def test_nothing_for_handlers_that_do_not_exist():
     handler_ids = {function_id(h) for h in HANDLERS}
+    function_ids = handler_ids | {API_FUNCTION}
     # Entries without a Type are merged into chalice's resources: they must be functions it makes.
-    assert {k for k, v in RESOURCES.items() if "Type" not in v} == handler_ids
-    for kind, suffix in (("AWS::Lambda::EventInvokeConfig", "EventInvokeConfig"),
-                         ("AWS::CloudWatch::Alarm", "ErrorsAlarm")):
+    assert {k for k, v in RESOURCES.items() if "Type" not in v} == function_ids
+    for kind, suffix, expected in (("AWS::Lambda::EventInvokeConfig", "EventInvokeConfig", handler_ids),
+                                   ("AWS::CloudWatch::Alarm", "ErrorsAlarm", function_ids)):
         named = {k[: -len(suffix)] for k, v in RESOURCES.items() if v.get("Type") == kind and k.endswith(suffix)}
-        assert named == handler_ids, f"{kind} for a function app.py does not have: {sorted(named - handler_ids)}"
+        assert named == expected, f"{kind}: {sorted(named ^ expected)}"
     roles = RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"]
     assert sorted(r["Ref"] for r in roles) == sorted(f"{f}Role" for f in handler_ids)
     roles = RESOURCES["StateTablePolicy"]["Properties"]["Roles"]
-    assert sorted(r["Ref"] for r in roles) == sorted(f"{f}Role" for f in handler_ids)
+    assert sorted(r["Ref"] for r in roles) == sorted([*(f"{f}Role" for f in handler_ids), API_ROLE])
+
+
+def test_app_py_has_routes_and_they_get_one_api_function():
+    # So the API tests below are not about an app without routes.
+    assert ROUTE_VIEWS == ["slack_actions"] and "/slack/actions" in app.routes
+    assert merge_template.api_handler_ids(app) == (API_FUNCTION, API_ROLE) == ("APIHandler", "ApiHandlerRole")
+
+
+def test_the_api_function_gets_the_state_table_and_an_alarm_but_no_dead_letter_path():
+    assert RESOURCES[API_FUNCTION] == {"Properties": {"Environment": {"Variables": {
+        "NOTIFY_STATE_TABLE": STATE_TABLE_VARIABLE}}}}
+    assert {"Ref": API_ROLE} in RESOURCES["StateTablePolicy"]["Properties"]["Roles"]
+    # API Gateway invokes it synchronously: no async retries, nothing for a dead-letter queue.
+    assert f"{API_FUNCTION}EventInvokeConfig" not in RESOURCES
+    assert {"Ref": API_ROLE} not in RESOURCES["DeadLetterQueueSendPolicy"]["Properties"]["Roles"]
+    props = RESOURCES[f"{API_FUNCTION}ErrorsAlarm"]["Properties"]
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": API_FUNCTION}}]
+    assert (props["MetricName"], props["Threshold"], props["TreatMissingData"]) == ("Errors", 1, "notBreaching")
+    assert props["AlarmActions"] == alarm_actions()
+    assert "not retried" in props["AlarmDescription"] and "dead-letter" not in props["AlarmDescription"]
+
+
+def test_an_app_without_routes_gets_no_api_parts():
+    resources = merge_template.build(Chalice(app_name="events-only"))["Resources"]
+    assert merge_template.api_handler_ids(Chalice(app_name="events-only")) is None
+    assert not {API_FUNCTION, f"{API_FUNCTION}ErrorsAlarm"} & set(resources)
+    assert resources["StateTablePolicy"]["Properties"]["Roles"] == []
 
 
 def test_the_dead_letter_queue_keeps_messages_14_days_and_alarms_when_not_empty():
@@ -251,17 +283,23 @@ def test_the_merged_template_passes_cfn_lint(merged):
 def test_every_packaged_function_got_its_dead_letter_path_alarm_and_table(merged):
     resources = json.loads(merged.read_text())["Resources"]
     functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
-    assert sorted(functions) == sorted(function_id(h) for h in app.handler_map)
+    # One function per EventBridge handler, and chalice's one for every route (Handler "app.app").
+    assert sorted(functions) == sorted([*(function_id(h) for h in HANDLERS), API_FUNCTION])
+    assert functions[API_FUNCTION]["Properties"]["Handler"] == "app.app"
     for f, function in functions.items():
         handler = function["Properties"]["Handler"].removeprefix("app.")
-        assert f"{f}EventInvokeConfig" in resources and f"{f}ErrorsAlarm" in resources, handler
-        assert resources[f"{f}EventInvokeConfig"]["Properties"]["FunctionName"] == {"Ref": f}
+        role = API_ROLE if f == API_FUNCTION else f"{f}Role"
+        if f == API_FUNCTION:  # synchronous (API Gateway): no retries, no dead-letter path
+            assert f"{f}EventInvokeConfig" not in resources
+        else:
+            assert resources[f"{f}EventInvokeConfig"]["Properties"]["FunctionName"] == {"Ref": f}, handler
+            assert {"Ref": role} in resources["DeadLetterQueueSendPolicy"]["Properties"]["Roles"], handler
         assert resources[f"{f}ErrorsAlarm"]["Properties"]["Dimensions"][0]["Value"] == {"Ref": f}
-        assert function["Properties"]["Role"] == {"Fn::GetAtt": [f"{f}Role", "Arn"]}
-        assert resources[f"{f}Role"]["Type"] == "AWS::IAM::Role"
+        assert function["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+        assert resources[role]["Type"] == "AWS::IAM::Role"
         variables = function["Properties"]["Environment"]["Variables"]
         # chalice's stage variables are kept, the table is added (to every function).
         assert variables["SLACK_BOT_TOKEN_PARAM"] == "/batch-notify/prod/slack-bot-token"
         assert variables["NOTIFY_STATE_TABLE"] == STATE_TABLE_VARIABLE, handler
-        assert {"Ref": f"{f}Role"} in resources["StateTablePolicy"]["Properties"]["Roles"], handler
+        assert {"Ref": role} in resources["StateTablePolicy"]["Properties"]["Roles"], handler
     assert resources["StateTable"]["Type"] == "AWS::DynamoDB::Table"

@@ -15,6 +15,7 @@ from chalicelib.deciding.routing import (
     RoutesError,
     configured_route_table,
     load_route_table,
+    parse_json,
     parse_route_table,
     route_table,
 )
@@ -409,3 +410,60 @@ def test_a_drop_route_takes_no_group_overrides():
     data = {"routes": [{"name": "a", "match": {"queue": "q"}, "drop": True, "group_after": 2}, DEFAULT]}
     with pytest.raises(RoutesError, match=r"a 'drop' route posts nothing: .*'group_after'"):
         parse_route_table(data, source="routes.json")
+
+
+# -- who may act (issue 13): a route's actions.allow ----------------------------------------------
+
+def test_a_routes_actions_allow_reaches_its_decisions(example):
+    assert example.decide("genomics-queue", "variant-call", "FAILED").actions_allow == ("S0GENOMICS1",)
+    assert example.decide("etl-ondemand-queue", "nightly-etl-load-1", "FAILED").actions_allow == ("U0ETLLEAD01",)
+    # ml-training has no "actions": the fallback given (SLACK_ACTIONS_ALLOW), else nobody
+    assert example.decide("gpu-queue", "resnet", "FAILED").actions_allow == ()
+    assert example.decide("gpu-queue", "resnet", "FAILED", default_allow=("U0PLATFORM1",)).actions_allow == (
+        "U0PLATFORM1",)
+    # a decision not to post shows no buttons
+    assert example.decide("airflow-task-x", "t", "FAILED", default_allow=("U0PLATFORM1",)).actions_allow == ()
+
+
+def test_actions_allow_takes_users_groups_and_nobody():
+    table = parse_route_table({"routes": [
+        {"name": "a", "match": {"queue": "a"}, "actions": {"allow": ["U0AAA", "W0BBB", "S0CCC", "U0AAA"]}},
+        {"name": "b", "match": {"queue": "b"}, "actions": {"allow": "S0CCC"}},
+        {"name": "c", "match": {"queue": "c"}, "actions": {"allow": []}},
+        DEFAULT]})
+    assert [r.actions_allow for r in table.routes] == [("U0AAA", "W0BBB", "S0CCC"), ("S0CCC",), (), None]
+    assert table.decide("c", "j", "FAILED", default_allow=("U0ZZZ",)).actions_allow == ()  # [] wins too
+
+
+@pytest.mark.parametrize("actions, message", [
+    ({"allow": ["here"]}, r"route 'a': 'actions.allow' 'here' is not a Slack user ID .*cannot act"),
+    ({"allow": ["channel"]}, r"'actions.allow' 'channel' is not"),
+    ({"allow": ["C0123456789"]}, r"'actions.allow' 'C0123456789' is not"),
+    ({"allow": ["u0abc"]}, r"'actions.allow' 'u0abc' is not"),
+    ({"allow": ["U0ABC\n"]}, r"'actions.allow' 'U0ABC\\n' is not"),
+    ({"allow": [7]}, r"'actions.allow' must be a list of Slack user IDs"),
+    ({"allow": None}, r"'actions.allow' must be a list"),
+    ({}, r"'actions.allow' must be a list"),
+    ({"allow": ["U0ABC"], "deny": ["U0DEF"]}, r"unknown 'actions' field\(s\) \['deny'\]"),
+    (["U0ABC"], r"'actions' must be an object with 'allow'"),
+])
+def test_a_bad_actions_field_names_the_route_and_the_field(actions, message):
+    with pytest.raises(RoutesError, match=message):
+        parse_route_table({"routes": [{"name": "a", "match": {"queue": "q"}, "actions": actions}, DEFAULT]})
+
+
+@pytest.mark.parametrize("route, message", [
+    ({"drop": True}, r"a 'drop' route posts nothing: .*'actions'"),
+    ({"digest": "only"}, r"a digest-only route posts no per-job messages: remove 'statuses' and 'actions'"),
+])
+def test_actions_on_a_route_that_posts_no_job_messages_are_refused(route, message):
+    with pytest.raises(RoutesError, match=message):
+        parse_route_table({"routes": [{"name": "a", "match": {"queue": "q"}, "actions": {"allow": ["U0ABC"]},
+                                       **route}, DEFAULT]})
+
+
+def test_a_duplicate_key_in_actions_is_named():
+    text = '{"routes": [{"name": "a", "match": {"queue": "q"}, "actions": {"allow": ["U0A1"], "allow": []}}, ' \
+           '{"name": "default"}]}'
+    with pytest.raises(RoutesError, match=r"'actions' field\(s\) \['allow'\] given more than once"):
+        parse_route_table(parse_json(text))

@@ -541,3 +541,52 @@ def test_no_log_lines_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
 
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+# -- usergroups.users.list (who may act, issue 13) ----------------------------------------------
+
+GROUP = "S0ONCALL01"
+
+
+@pytest.fixture
+def groups() -> Iterator[SlackStandIn]:
+    with SlackStandIn(usergroups={GROUP: ["U0ALICE001", "W0BOB00001"]}) as standin:
+        yield standin
+
+
+def test_usergroups_users_list_answers_the_members(groups: SlackStandIn) -> None:
+    # slack-sdk sends it as a form-encoded POST with no channel: none is needed.
+    answer = web(groups).usergroups_users_list(usergroup=GROUP)
+    assert answer.data == {"ok": True, "users": ["U0ALICE001", "W0BOB00001"]}
+    groups.set_usergroup(GROUP, ["U0CAROL001"])
+    assert web(groups).usergroups_users_list(usergroup=GROUP)["users"] == ["U0CAROL001"]
+    assert groups.calls_by_method() == {"usergroups.users.list": 2}
+    assert groups.messages == []
+
+
+def test_usergroups_users_list_as_a_get_with_a_query(groups: SlackStandIn) -> None:
+    request = urllib.request.Request(groups.api_url + "usergroups.users.list?" + urlencode({"usergroup": GROUP}),
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read()) == {"ok": True, "users": ["U0ALICE001", "W0BOB00001"]}
+
+
+@pytest.mark.parametrize(("kwargs", "token", "group", "error"), [
+    ({}, TOKEN, "S0NOSUCH01", "no_such_subteam"),
+    ({"usergroups_token_type_allowed": False}, TOKEN, GROUP, "not_allowed_token_type"),
+    ({}, "xoxb-someone-else", GROUP, "invalid_auth"),
+    ({}, None, GROUP, "not_authed"),
+])
+def test_usergroups_users_list_refuses_as_slack_does(kwargs: dict[str, Any], token: str | None, group: str,
+                                                      error: str) -> None:
+    with SlackStandIn(usergroups={GROUP: ["U0ALICE001"]}, **kwargs) as standin:
+        with pytest.raises(SlackApiError) as raised:
+            web(standin, token).usergroups_users_list(usergroup=group)
+        assert raised.value.response.data == {"ok": False, "error": error}
+
+
+def test_a_get_reaches_no_webhook_and_posts_nothing(groups: SlackStandIn) -> None:
+    with pytest.raises(HTTPError) as raised:
+        urllib.request.urlopen(groups.webhook_url + "?" + urlencode({"text": "hi"}), timeout=5)
+    assert raised.value.code == 405
+    assert groups.messages == []

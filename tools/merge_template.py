@@ -11,6 +11,13 @@ on-failure destination and an alarm on its Errors, the state table's variable, a
 the queue's send policy and the table's policy: the event handlers claim events and keep job
 messages, the scheduled ones keep the sweep's shared reports, and all of them pace their posts.
 A handler added to app.py gets all of it with no edit here.
+
+When app.py has routes (``POST /slack/actions``), chalice makes one more function for all of
+them, ``APIHandler``, which API Gateway invokes synchronously: Lambda never retries it and
+has nothing to send to a dead-letter queue (a failed click is answered, or Slack shows the
+clicker an error), so it gets no on-failure destination and its role is not in the queue's
+send policy. It does get the state table (action claims, acknowledgements, snoozes) and an
+Errors alarm: an error there is a click nobody was told the outcome of.
 Development only (like the rest of tools/): never deployed.
 """
 
@@ -31,8 +38,9 @@ from chalicelib.core import state_table
 BASE = Path(__file__).resolve().parent.parent / "deploy" / "merge-template.json"
 DESCRIPTION = (
     "batch-notify's delivery safety net, merged into chalice's template (made by `python -m tools.merge_template` "
-    "from app.py and deploy/merge-template.json): for every function, an on-failure destination (a dead-letter "
-    "queue), an alarm on its Errors, and the optional state table (NOTIFY_STATE_TABLE)."
+    "from app.py and deploy/merge-template.json): for every function EventBridge invokes, an on-failure "
+    "destination (a dead-letter queue); for every function, an alarm on its Errors and the optional state table "
+    "(NOTIFY_STATE_TABLE)."
 )
 # Lambda's own default, said out loud: two retries, then the dead-letter queue.
 MAXIMUM_RETRY_ATTEMPTS = 2
@@ -42,6 +50,9 @@ DEAD_LETTER_QUEUE_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 # Empty when the table is left out (CreateStateTable=false): the app then posts one message per event.
 STATE_TABLE_VARIABLE = {"Fn::If": ["StateTableEnabled", {"Ref": "StateTable"}, ""]}
+# The logical IDs chalice's SAM output gives the function serving every route, and its role.
+API_FUNCTION = "APIHandler"
+API_ROLE = to_cfn_resource_name("api_handler_role")  # "ApiHandlerRole": not API_FUNCTION + "Role"
 
 
 def function_id(handler: str) -> str:
@@ -52,6 +63,12 @@ def function_id(handler: str) -> str:
 def invoked_handlers(app: Chalice) -> list[str]:
     """Every handler EventBridge invokes asynchronously (patterns and schedules), in app.py's order."""
     return [s.name for s in app.event_sources if isinstance(s, (CloudWatchEventConfig, ScheduledEventConfig))]
+
+
+def api_handler_ids(app: Chalice) -> tuple[str, str] | None:
+    """``(function, role)`` logical IDs of the one function chalice makes for all of ``app``'s routes,
+    or ``None`` when it has no routes (no API Gateway, no such function)."""
+    return (API_FUNCTION, API_ROLE) if app.routes else None
 
 
 def invoke_config(handler: str) -> dict[str, Any]:
@@ -72,14 +89,26 @@ def invoke_config(handler: str) -> dict[str, Any]:
 
 def errors_alarm(handler: str) -> dict[str, Any]:
     """An alarm on ``handler``'s Errors: one in five minutes; no invocations is not a problem."""
+    return _errors_alarm(function_id(handler),
+                         f"batch-notify: {handler} raised; Lambda retries it twice, then sends the event to the "
+                         "dead-letter queue. The function's log says why.")
+
+
+def api_errors_alarm() -> dict[str, Any]:
+    """The same alarm on the routes' function, whose failures are not retried."""
+    return _errors_alarm(API_FUNCTION,
+                         "batch-notify: the Slack actions route (APIHandler) raised: a click got no answer and is "
+                         "not retried (API Gateway invokes synchronously). The function's log says why.")
+
+
+def _errors_alarm(function: str, description: str) -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmDescription": f"batch-notify: {handler} raised; Lambda retries it twice, then sends the event to "
-                                "the dead-letter queue. The function's log says why.",
+            "AlarmDescription": description,
             "Namespace": "AWS/Lambda",
             "MetricName": "Errors",
-            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function_id(handler)}}],
+            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function}}],
             "Statistic": "Sum",
             "Period": 300,
             "EvaluationPeriods": 1,
@@ -108,6 +137,12 @@ def build(app: Chalice, base: dict[str, Any] | None = None) -> dict[str, Any]:
         resources[f"{f}ErrorsAlarm"] = errors_alarm(handler)
         resources["DeadLetterQueueSendPolicy"]["Properties"]["Roles"].append({"Ref": f"{f}Role"})
         resources["StateTablePolicy"]["Properties"]["Roles"].append({"Ref": f"{f}Role"})
+    api = api_handler_ids(app)
+    if api is not None:  # synchronous: the table and an alarm, no dead-letter path
+        function, role = api
+        resources[function] = state_table_variable()
+        resources[f"{function}ErrorsAlarm"] = api_errors_alarm()
+        resources["StateTablePolicy"]["Properties"]["Roles"].append({"Ref": role})
     return template
 
 

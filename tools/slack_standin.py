@@ -16,6 +16,11 @@ does. What it answers follows Slack's documentation of each method:
   ``cant_update_message`` for a message someone else posted;
 - ``chat.postEphemeral``: a message only ``user`` sees (``user_not_in_channel``), answered with
   its ``message_ts``; it is in :attr:`SlackStandIn.ephemerals`, never in the channel;
+- ``usergroups.users.list`` (a form-encoded POST, as slack-sdk sends it, a JSON one, or a GET with
+  a query): the ``users`` of
+  a user group given as ``usergroups`` (:meth:`SlackStandIn.set_usergroup` changes one), or
+  ``no_such_subteam`` for another ID; ``not_allowed_token_type`` when made with
+  ``usergroups_token_type_allowed=False``. It needs no channel;
 - response URLs (:meth:`SlackStandIn.response_url`, what an interaction payload carries): a
   JSON post that replaces (``replace_original``) or deletes (``delete_original``) the message,
   or adds one, ephemeral (the default) or ``in_channel``; usable 5 times in 30 minutes.
@@ -50,6 +55,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -380,7 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # the base class's signature
         pass  # quiet: test and demo output must not be buried under access logs
 
-    def do_POST(self) -> None:  # Slack's every method is a POST; others get http.server's 501
+    def do_POST(self) -> None:  # Slack takes every method as a POST; reads as a GET too; others get 501
+        self.server.standin._serve(self)
+
+    def do_GET(self) -> None:  # Slack documents reads (usergroups.users.list) as GET with a query
         self.server.standin._serve(self)
 
 
@@ -407,10 +416,16 @@ class SlackStandIn:
         rate_limit_per_channel: float | None = None,
         update_rate_per_minute: int | None = None,
         channel_ids: Mapping[str, str] | None = None,
+        usergroups: Mapping[str, Iterable[str]] | None = None,
+        usergroups_token_type_allowed: bool = True,
     ) -> None:
         """``channel_ids`` maps channel names (``#alerts``) to IDs: a post to a name is answered with the
         ID and filed under it, and chat.update refuses the name (``channel_not_found``), as Slack does.
-        Without it, a name is a channel of its own (and answered as given)."""
+        Without it, a name is a channel of its own (and answered as given).
+
+        ``usergroups`` maps user group IDs (``S...``) to their members' user IDs, for
+        ``usergroups.users.list``; ``usergroups_token_type_allowed=False`` makes that method answer
+        ``not_allowed_token_type``, as Slack does for a token it does not take."""
         if rate_limit_per_channel is not None and rate_limit_per_channel <= 0:
             raise ValueError("rate_limit_per_channel must be positive (or None to disable)")
         if update_rate_per_minute is not None and update_rate_per_minute < 1:
@@ -424,6 +439,8 @@ class SlackStandIn:
         self.members = frozenset(members)
         self.rate_limit_per_channel = rate_limit_per_channel
         self.update_rate_per_minute = update_rate_per_minute
+        self.usergroups_token_type_allowed = usergroups_token_type_allowed
+        self._usergroups = {group: tuple(users) for group, users in (usergroups or {}).items()}
         self.base_url = self.api_url = self.webhook_url = ""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -447,6 +464,9 @@ class SlackStandIn:
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "chat.postMessage": self._post_message, "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral}
+        # Methods that name no channel and post nothing: no channel or content check.
+        self._reads: dict[str, Callable[[dict[str, Any]], Answer]] = {
+            "usergroups.users.list": self._usergroup_users}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -559,6 +579,11 @@ class SlackStandIn:
         with self._lock:
             return self._add(channel, text, None, user).ts
 
+    def set_usergroup(self, group: str, users: Iterable[str]) -> None:
+        """Make user group ``group`` (``S...``) hold ``users`` from now on (an empty list keeps the group)."""
+        with self._lock:
+            self._usergroups[group] = tuple(users)
+
     def delete(self, channel: str, ts: str) -> None:
         """Delete message ``ts`` as a person would: an update or a reply to it then gets
         ``message_not_found`` / ``thread_not_found``, and the channel no longer shows it."""
@@ -592,6 +617,18 @@ class SlackStandIn:
 
     # -- serving (handler threads) -------------------------------------------
 
+    def _read_arguments(self, route: str, headers: dict[str, str], raw: bytes, query: str) -> dict[str, Any] | None:
+        """A read method's arguments: its query and form body (slack-sdk sends usergroups.users.list
+        form-encoded), the last of a name given twice; None for any other request (JSON only)."""
+        if route.removeprefix("/api/") not in self._reads:
+            return None
+        arguments = dict(urllib.parse.parse_qsl(query))
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            arguments.update(urllib.parse.parse_qsl(raw.decode("utf-8", errors="replace")))
+            return arguments
+        body = _parse_body(raw)
+        return None if body is None else {**arguments, **body}
+
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
@@ -604,9 +641,11 @@ class SlackStandIn:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in handler.headers.items()}
-        parsed = _parse_body(raw)
+        route, _, query = handler.path.partition("?")
+        parsed = self._read_arguments(route, headers, raw, query)
+        if parsed is None:
+            parsed = _parse_body(raw)
         body = parsed if parsed is not None else {"_raw": raw.decode("utf-8", errors="replace")}
-        route = handler.path.split("?", 1)[0]
         # Decide, record and count under one lock so the answer, the rate-limit
         # window and the snapshots stay consistent across concurrent requests.
         with self._changed:
@@ -616,6 +655,8 @@ class SlackStandIn:
                 reply = self._script.popleft()
                 posting = route == self.webhook_path or route == "/api/chat.postMessage"
                 posted = body if posting and _is_accepted(reply) else None
+            elif handler.command == "GET" and not route.startswith("/api/"):
+                reply, posted = Reply(405, "method_not_allowed"), None  # webhooks and response URLs: POST only
             else:
                 reply, posted = self._default_reply(route, headers, parsed)
             status = 0 if reply.drop else reply.status
@@ -669,14 +710,20 @@ class SlackStandIn:
             return self._respond(route.removeprefix("/actions/"), body), None
         if not route.startswith("/api/"):
             return Reply(404, "not_found"), None
-        method = self._methods.get(route.removeprefix("/api/"))
-        if method is None:
+        return self._api_reply(route.removeprefix("/api/"), headers, body)
+
+    def _api_reply(self, name: str, headers: dict[str, str], body: dict[str, Any] | None) -> Answer:
+        read, method = self._reads.get(name), self._methods.get(name)
+        if read is None and method is None:
             return _api_error("unknown_method"), None
         refusal = self._auth_error(headers)
         if refusal is not None:
             return _api_error(refusal), None
         if body is None:
             return _api_error("invalid_json"), None
+        if read is not None:
+            return read(body)
+        assert method is not None
         channel = body.get("channel")
         if not isinstance(channel, str) or _channel_key(channel) not in {_channel_key(c) for c in self.channels}:
             return _api_error("channel_not_found"), None
@@ -747,6 +794,16 @@ class SlackStandIn:
             return _api_error("user_not_in_channel"), None
         ts = self._show_ephemeral(_channel_key(body["channel"]), str(user), body)
         return Reply(200, {"ok": True, "message_ts": ts}), None
+
+    def _usergroup_users(self, body: dict[str, Any]) -> Answer:
+        if not self.usergroups_token_type_allowed:
+            return _api_error("not_allowed_token_type"), None
+        group = body.get("usergroup")
+        if not isinstance(group, str) or not group:
+            return _api_error("invalid_arguments"), None
+        if group not in self._usergroups:
+            return _api_error("no_such_subteam"), None
+        return Reply(200, {"ok": True, "users": list(self._usergroups[group])}), None
 
     def _respond(self, token: str, body: dict[str, Any] | None) -> Reply:
         url = self._response_urls.get(token)

@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
+    StaticSelectElement,
 )
 
 from chalicelib.composing.mrkdwn import (
@@ -140,7 +141,8 @@ class MessageParts:
     diagnosis: str | None = None
     attempts: tuple[str, ...] = ()
     tail: Block | None = None
-    actions: tuple[ButtonElement, ...] = ()
+    # Link buttons, then the action buttons and the snooze select (composing/action_buttons.py).
+    actions: tuple[ButtonElement | StaticSelectElement, ...] = ()
     # A fork's own lines, each a context block after the buttons.
     notes: tuple[str, ...] = ()
     # The final context line's elements: ids, region, account, time, what was left out.

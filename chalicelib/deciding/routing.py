@@ -3,6 +3,8 @@
 A route matches on job queue name, job name (glob patterns, names not ARNs) and status, and
 says where to post (a channel, in bot mode), whom to mention when a job fails, which statuses
 it wants, or that matching jobs are dropped. The last route is the default (no ``match``).
+A route may also say who may retry or terminate its jobs from Slack (``actions.allow``; read
+through chalicelib/deciding/permissions.py, which adds the ``SLACK_ACTIONS_ALLOW`` fallback).
 The format is in the README; ``examples/routes.json`` is a realistic one.
 
 No routing file (the default path absent) keeps the single-channel setup: every event is
@@ -30,12 +32,15 @@ STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDE
 # Statuses whose messages mention the route's people; the others are for reading, not paging.
 MENTION_STATUSES = ("FAILED", "STUCK")
 _ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop", "stuck_after_minutes",
-               "digest", "group_after", "group_window_minutes"}
+               "digest", "group_after", "group_window_minutes", "actions"}
 DIGEST_ONLY = "only"
 _MATCH_KEYS = {"queue", "job", "status"}
-# U/W: users, S: user groups; "here" and "channel" for the @-everyone kinds. Always fullmatch():
-# with match() and "$", "C0123456789\n" passed and reached Slack as a channel that is not there.
-_MENTION = re.compile(r"[UWS][A-Z0-9]{2,}|here|channel")
+_ACTIONS_KEYS = {"allow"}
+# U/W: users, S: user groups: who may be mentioned, and who may act on a job from Slack (never
+# "here" or "channel": an action is allowed to people, not to whoever is in the channel). Always
+# fullmatch(): with match() and "$", "C0123456789\n" passed and reached Slack as a channel that is not there.
+ACTOR_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+_MENTION = re.compile(rf"{ACTOR_ID.pattern}|here|channel")
 _CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,}|#[a-z0-9][a-z0-9._-]{0,79}")
 # A routing file is a page or two; a bigger one is the wrong file (a log, a dump), and reading it
 # whole would spend the function's memory before any check could say so.
@@ -70,6 +75,9 @@ class Route:
     digest: bool | str = False  # True: a daily digest too; "only": the digest and nothing else
     group_after: int | None = None  # None: GROUP_AFTER; 0: this route's failures are never grouped
     group_window_minutes: int | None = None  # None: GROUP_WINDOW_MINUTES
+    # Who may retry or terminate this route's jobs from Slack. None: no "actions" field, so
+    # SLACK_ACTIONS_ALLOW decides; (): nobody, whatever SLACK_ACTIONS_ALLOW says.
+    actions_allow: tuple[str, ...] | None = None
 
     @property
     def wants_digest(self) -> bool:
@@ -108,6 +116,9 @@ class Decision:
     # The route's failure storm overrides (chalicelib/deciding/storms.py); None: the global setting.
     group_after: int | None = None
     group_window_minutes: int | None = None
+    # Slack user and user group IDs who may retry or terminate the job from its message (the
+    # route's actions.allow, else SLACK_ACTIONS_ALLOW): () shows no such buttons.
+    actions_allow: tuple[str, ...] = ()
 
 
 SINGLE_CHANNEL = Decision(route=None, post=True, reason="no routing file")
@@ -129,8 +140,11 @@ class RouteTable:
         """The first route that matches; the default route (last) always does."""
         return next((route for route in self.routes if route.matches(queue, job, status)), None)
 
-    def decide(self, queue: str | None, job: str | None, status: str | None) -> Decision:
-        """First matching route wins; the default route (last) always matches."""
+    def decide(self, queue: str | None, job: str | None, status: str | None, *,
+               default_allow: tuple[str, ...] = ()) -> Decision:
+        """First matching route wins; the default route (last) always matches. ``default_allow``
+        is who may act on jobs of a route without ``actions`` (SLACK_ACTIONS_ALLOW: use
+        chalicelib/deciding/permissions.py's ``decide_with_actions``, which passes it)."""
         route = self.route_for(queue, job, status)
         if route is None:
             return Decision(None, False, "no route matches")  # unreachable with a default route
@@ -142,8 +156,10 @@ class RouteTable:
         if route.statuses is not None and status not in route.statuses:
             return Decision(route.name, False, f"route {route.name!r} does not want {status}")
         mentions = route.mentions if status in MENTION_STATUSES else ()
+        allow = route.actions_allow if route.actions_allow is not None else default_allow
         return Decision(route.name, True, "routed", channel=route.channel, mentions=mentions,
-                        group_after=route.group_after, group_window_minutes=route.group_window_minutes)
+                        group_after=route.group_after, group_window_minutes=route.group_window_minutes,
+                        actions_allow=allow)
 
     @property
     def sets_channels(self) -> bool:
@@ -264,9 +280,10 @@ def _parse_route(raw: Any, index: int, source: str) -> Route:
                          "jobs (0: never group this route's failures)")
     group_window = _whole(raw.get("group_window_minutes"), f"{where}: 'group_window_minutes'", 1,
                           MAX_GROUP_WINDOW_MINUTES, "minutes (a day at most)")
+    actions_allow = _actions(raw.get("actions"), where) if "actions" in raw else None
     route = Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
                   mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest,
-                  group_after=group_after, group_window_minutes=group_window)
+                  group_after=group_after, group_window_minutes=group_window, actions_allow=actions_allow)
     _check_combination(route, where)
     return route
 
@@ -308,6 +325,20 @@ def _mentions(value: Any, where: str) -> tuple[str, ...]:
     return mentions
 
 
+def _actions(value: Any, where: str) -> tuple[str, ...]:
+    """``{"allow": [...]}``: the user and user group IDs who may act; ``[]`` allows nobody."""
+    allow = _fields(value, where, "'actions' ", _ACTIONS_KEYS).get("allow")
+    items = [allow] if isinstance(allow, str) else allow
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise RoutesError(f"{where}: 'actions.allow' must be a list of Slack user IDs (U...) and user group IDs "
+                          "(S...), e.g. [\"S0ONCALL01\"]; [] allows nobody")
+    for item in items:
+        if not ACTOR_ID.fullmatch(item):
+            raise RoutesError(f"{where}: 'actions.allow' {item!r} is not a Slack user ID (U... or W...) or user "
+                              "group ID (S...); 'here' and 'channel' cannot act: name the people or their group")
+    return tuple(dict.fromkeys(items))  # an ID given twice allows no more than once
+
+
 def _stuck_after(value: Any, where: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                               or not 1 <= value <= MAX_STUCK_AFTER_MINUTES):
@@ -327,12 +358,13 @@ def _check_combination(route: Route, where: str) -> None:
     """Fields that contradict each other: a drop route that also posts, a digest-only route with statuses."""
     if route.drop and (route.channel or route.mentions or route.statuses is not None or route.digest
                        or route.stuck_after_minutes is not None or route.group_after is not None
-                       or route.group_window_minutes is not None):
+                       or route.group_window_minutes is not None or route.actions_allow is not None):
         raise RoutesError(f"{where}: a 'drop' route posts nothing: remove 'channel', 'mention', 'statuses', "
-                          "'digest', 'stuck_after_minutes', 'group_after' and 'group_window_minutes'")
-    if route.digest == DIGEST_ONLY and route.statuses is not None:
-        raise RoutesError(f"{where}: a digest-only route posts no per-job messages: remove 'statuses', "
-                          "or use \"digest\": true with the statuses still wanted (e.g. [\"STUCK\"])")
+                          "'digest', 'stuck_after_minutes', 'group_after', 'group_window_minutes' and 'actions'")
+    if route.digest == DIGEST_ONLY and (route.statuses is not None or route.actions_allow is not None):
+        # Buttons sit on per-job messages: a digest-only route shows none, so 'actions' would mislead.
+        raise RoutesError(f"{where}: a digest-only route posts no per-job messages: remove 'statuses' and "
+                          "'actions', or use \"digest\": true with the statuses still wanted (e.g. [\"STUCK\"])")
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -135,8 +135,10 @@ def time_left() -> float:
     return HANDLER_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def answer_click(request: Request, *, registry: Registry | None = None, clock: Clock | None = None) -> Response:
-    """Answer Slack's POST to the actions route (``request``: ``app.current_request``).
+def answer_click(request: Request | None, *, registry: Registry | None = None,
+                 clock: Clock | None = None) -> Response:
+    """Answer Slack's POST to the actions route (``request``: ``app.current_request``, which Chalice
+    sets for every route invocation).
 
     ``registry`` defaults to :data:`actions`; ``clock`` is slack-sdk's clock seam for the
     timestamp check (tests). Never raises, and never answers 5xx but 503 for a missing secret.
@@ -145,6 +147,8 @@ def answer_click(request: Request, *, registry: Registry | None = None, clock: C
     masking.install()
     try:
         logging.getLogger("batch_notify").setLevel(settings().log_level)
+        if request is None:
+            raise Rejection(400, "no request")
         body = request.raw_body
         text = check_request(request.headers, body if isinstance(body, bytes) else body.encode(), clock=clock)
         click = parse_click(text)

@@ -21,7 +21,7 @@ what is the digest's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -47,6 +47,7 @@ from chalicelib.composing.mrkdwn import (
 )
 from chalicelib.core.config import ScheduledSettings, scheduled_settings
 from chalicelib.deciding.routing import Route, RouteTable
+from chalicelib.deciding.snoozes import snoozed_counts
 from chalicelib.reading.batch_api import (
     MAX_JOBS_PER_LISTING,
     JobListing,
@@ -89,6 +90,8 @@ class Digest:
     finished: tuple[JobSummary, ...] = ()  # SUCCEEDED or FAILED within the window
     unfinished: tuple[JobSummary, ...] = ()  # submitted within LOOKBACK, not finished yet
     notes: tuple[str, ...] = ()  # queues that could not be listed (in full)
+    # Events not posted because someone snoozed their job name in their queue: (queue, job name) -> count.
+    snoozed: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def failed(self) -> list[JobSummary]:
@@ -265,6 +268,11 @@ def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
         blocks.append(_lines_section("By job queue", lines, MAX_QUEUE_LINES,
                                      lambda n: f"…and {n} more job {'queue' if n == 1 else 'queues'}"))
     blocks.extend(_failed_blocks(digest.failed, region, digest.end))
+    if digest.snoozed:
+        blocks.append(_lines_section("Snoozed (not posted)", [
+            f"`{safe_mrkdwn(name, NAME_LIMIT)}` in `{safe_mrkdwn(queue, NAME_LIMIT)}` · {count} "
+            f"{'event' if count == 1 else 'events'}" for queue, name, count in digest.snoozed],
+            MAX_QUEUE_LINES, lambda n: f"…and {n} more"))
     longest = digest.longest()
     if longest:
         blocks.append(_lines_section("Longest runs", [_run_line(job, run, region) for job, run in longest],
@@ -280,6 +288,14 @@ def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
 
 
 # -- posting (AWS and Slack) ----------------------------------------------------------------
+
+def _with_snoozes(digest: Digest) -> Digest:
+    """The digest with the snoozed events of its queues counted (none without a state table)."""
+    queues = {job.queue for job in (*digest.finished, *digest.unfinished)}
+    counts = snoozed_counts(None if digest.route is None else queues)
+    found = tuple(sorted((queue, name, count) for (queue, name), count in counts.items() if count))
+    return replace(digest, snoozed=found) if found else digest
+
 
 def post_daily_digests(event: Any, now: Callable[[], datetime] = utcnow,
                        listing_limit: int = MAX_JOBS_PER_LISTING) -> RunResult:
@@ -328,7 +344,7 @@ class DailyDigest:
 
     def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
              table: RouteTable | None, region: str | None) -> Plan:
-        digests = plan_digests(listings, at, table, problems)
+        digests = [_with_snoozes(digest) for digest in plan_digests(listings, at, table, problems)]
         posts = [ScheduledPost({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
                                 "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region),
                                digest.channel) for digest in digests]

@@ -45,6 +45,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from chalicelib.composing.action_buttons import stuck_report_buttons
 from chalicelib.composing.messages import SlackMessage, bounded_blocks, format_duration, with_mentions
 from chalicelib.composing.mrkdwn import (
     CONTEXT_TEXT_LIMIT,
@@ -57,7 +58,8 @@ from chalicelib.core.config import ScheduledSettings, scheduled_settings, slack_
 from chalicelib.core.state_table import state_table
 from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.job_messages import JobMessages
-from chalicelib.deciding.routing import DIGEST_ONLY, SINGLE_CHANNEL, Decision, Route, RouteTable
+from chalicelib.deciding.permissions import actions_on, decide_with_actions
+from chalicelib.deciding.routing import DIGEST_ONLY, Decision, Route, RouteTable
 from chalicelib.delivering.slack import Delivery
 from chalicelib.reading.batch_api import (
     MAX_JOBS_PER_LISTING,
@@ -139,6 +141,7 @@ class StuckReport:
     jobs: tuple[StuckJob, ...]
     reported_before: int = 0  # jobs of the same queue and route past the threshold, reported at an earlier step
     notes: tuple[str, ...] = ()  # why the queue was not swept in full (a listing cut short)
+    actions_allow: tuple[str, ...] = ()  # who may terminate its jobs from Slack (the route's, or SLACK_ACTIONS_ALLOW)
 
 
 @dataclass
@@ -178,7 +181,7 @@ def plan_sweep(listings: Iterable[JobListing], at: datetime, window: timedelta, 
         if age < threshold:
             continue
         plan.over_threshold += 1
-        decision = table.decide(queue, job.name, STUCK) if table is not None else SINGLE_CHANNEL
+        decision = decide_with_actions(table, queue, job.name, STUCK)
         if not decision.post:
             plan.skipped[decision.reason] = plan.skipped.get(decision.reason, 0) + 1
             continue
@@ -233,7 +236,7 @@ class _Group:
         decision = self.decision
         return StuckReport(queue=queue, route=decision.route, channel=decision.channel, mentions=decision.mentions,
                            threshold=self.threshold, at=at, jobs=tuple(jobs), reported_before=self.reported_before,
-                           notes=notes)
+                           notes=notes, actions_allow=decision.actions_allow)
 
 
 # -- the message (pure) ---------------------------------------------------------------------
@@ -347,7 +350,11 @@ class StuckSweep:
 
 
 def _report_message(report: StuckReport, region: str | None) -> SlackMessage:
-    return with_mentions(build_stuck_message(report, region), report.mentions)
+    built = build_stuck_message(report, region)
+    # Each shown job gets its own terminate (for those allowed) and acknowledge buttons.
+    blocks = stuck_report_buttons(built.blocks, [stuck.job for stuck in report.jobs[:MAX_JOBS_SHOWN]],
+                                  signing_on=actions_on(), allowed=bool(report.actions_allow))
+    return with_mentions(SlackMessage(text=built.text, blocks=blocks), report.mentions)
 
 
 def _remember_report(report: StuckReport, delivery: Delivery) -> None:

@@ -1,0 +1,199 @@
+"""Snoozes: no messages for the jobs of one job name in one queue until a time.
+
+Items in the state table:
+
+- ``snooze#<sha256 of queue and job name>`` {queue, job_name, until, by, set_at, skipped, job_arn}:
+  one per (queue, job name). notify.py asks :func:`snoozed` before posting, skips a snoozed
+  event and counts it (:func:`count_skip`). The item outlives its ``until`` by
+  :data:`KEPT_AFTER_SECONDS`, so the next daily digest still counts what it skipped.
+- ``snoozed-job#<job ARN>`` {snooze}: which snooze the job's message set, for its ``unsnooze``
+  button (whose value is the job ARN: Batch may have forgotten the job by then).
+- ``snooze-index#active`` {keys}: the string set of snooze keys, so the digest finds them without
+  a Scan (which the stage's IAM does not allow). Bounded to :data:`MAX_SNOOZES`: one more is refused
+  until one ends. Reading it drops keys whose item is gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.core.errors import BatchNotifyError
+from chalicelib.core.state_table import ConditionFailed, Item, StateTable, item_key, now, state_table
+
+# The snooze select's option values (Slack option values are short: "1h|<job ARN>").
+DURATIONS: Mapping[str, int] = {"1h": 3600, "4h": 4 * 3600, "24h": 24 * 3600, "7d": 7 * 86400}
+MAX_SNOOZES = 500
+KEPT_AFTER_SECONDS = 2 * 86400  # the daily digest after a snooze ended still sees its count
+INDEX_KEY = item_key("snooze-index", "active")
+
+
+class TooManySnoozes(BatchNotifyError):
+    """:data:`MAX_SNOOZES` snoozes are active: the message says to end one first."""
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """One snooze: jobs named ``job_name`` in ``queue`` are not posted until ``until`` (epoch
+    seconds), set by Slack user ``by`` at ``set_at``; ``skipped`` events were not posted."""
+
+    key: str
+    queue: str
+    job_name: str
+    until: float
+    by: str
+    set_at: float
+    skipped: int = 0
+
+    @staticmethod
+    def from_item(item: Item) -> Snooze | None:
+        queue, job_name, by = item.get("queue"), item.get("job_name"), item.get("by")
+        until, set_at, skipped = item.get("until"), item.get("set_at"), item.get("skipped", 0)
+        if not (isinstance(queue, str) and isinstance(job_name, str) and isinstance(by, str)
+                and isinstance(until, int | float) and isinstance(set_at, int | float)):
+            return None
+        return Snooze(str(item["pk"]), queue, job_name, float(until), by, float(set_at),
+                      skipped if isinstance(skipped, int) else 0)
+
+    def active(self, at: float) -> bool:
+        """Whether the snooze still holds at ``at``."""
+        return at < self.until
+
+
+def snooze_key(queue: str, job_name: str) -> str:
+    """The ``pk`` of the snooze of ``job_name`` in ``queue`` (a queue name, not its ARN)."""
+    digest = hashlib.sha256(f"{queue}\0{job_name}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"snooze#{digest[:40]}"
+
+
+def snoozed_job_key(job_arn: str) -> str:
+    """The ``pk`` of the pointer from a snoozed message's job to its snooze."""
+    return item_key("snoozed-job", job_arn)
+
+
+class Snoozes:
+    """The snoozes of one state table."""
+
+    def __init__(self, table: StateTable, *, clock: Callable[[], float] = now) -> None:
+        self.table, self.clock = table, clock
+
+    def set(self, queue: str, job_name: str, seconds: int, by: str, job_arn: str) -> Snooze:
+        """Snooze ``job_name`` in ``queue`` for ``seconds`` from now (replacing a snooze there, its
+        count kept at 0 again); raise :class:`TooManySnoozes` when the index is full."""
+        at = self.clock()
+        key = snooze_key(queue, job_name)
+        self._index_add(key)
+        until = at + seconds
+        expires = self.table.expires(until, KEPT_AFTER_SECONDS)
+        self.table.put({"pk": key, "queue": queue, "job_name": job_name, "until": until, "by": by,
+                        "set_at": at, "skipped": 0, "job_arn": job_arn, "expires_at": expires})
+        self.table.put({"pk": snoozed_job_key(job_arn), "snooze": key, "expires_at": expires})
+        return Snooze(key, queue, job_name, until, by, at)
+
+    def find(self, queue: str, job_name: str) -> Snooze | None:
+        """The snooze of ``job_name`` in ``queue`` that holds now, if any."""
+        item = self.table.get(snooze_key(queue, job_name))
+        snooze = None if item is None else Snooze.from_item(item)
+        return snooze if snooze is not None and snooze.active(self.clock()) else None
+
+    def clear_for_job(self, job_arn: str) -> Snooze | None:
+        """End the snooze set from ``job_arn``'s message (its ``unsnooze`` button); the snooze it
+        was, or None when there is none (ended, or unsnoozed already)."""
+        pointer = self.table.get(snoozed_job_key(job_arn))
+        key = pointer.get("snooze") if pointer else None
+        if not isinstance(key, str):
+            return None
+        item = self.table.get(key)
+        snooze = None if item is None else Snooze.from_item(item)
+        self.table.delete(key)
+        self.table.delete(snoozed_job_key(job_arn))
+        self._index_remove([key])
+        return snooze if snooze is not None and snooze.active(self.clock()) else None
+
+    def count_skip(self, snooze: Snooze) -> int:
+        """Count one event ``snooze`` skipped; the count now (0 if the snooze was removed meanwhile)."""
+        try:
+            after = self.table.update(snooze.key, "ADD skipped :one", condition="attribute_exists(pk)",
+                                      values={":one": 1})
+        except ConditionFailed:
+            return 0
+        skipped = after.get("skipped")
+        return skipped if isinstance(skipped, int) else 0
+
+    def listed(self) -> list[Snooze]:
+        """Every snooze the index holds (active, or ended within :data:`KEPT_AFTER_SECONDS`), by
+        queue and job name; keys whose item is gone are dropped from the index."""
+        index = self.table.get(INDEX_KEY) or {}
+        keys = index.get("keys")
+        found, gone = [], []
+        for key in sorted(keys) if isinstance(keys, set) else ():
+            item = self.table.get(key)
+            snooze = None if item is None else Snooze.from_item(item)
+            if snooze is None:
+                gone.append(key)
+            else:
+                found.append(snooze)
+        self._index_remove(gone)
+        return sorted(found, key=lambda s: (s.queue, s.job_name))
+
+    def _index_add(self, key: str) -> None:
+        try:
+            # Full is fine for a key already in it (a snooze set again).
+            self.table.update(INDEX_KEY, "ADD #keys :key", names={"#keys": "keys"},
+                              values={":key": {key}, ":max": MAX_SNOOZES, ":one": key},
+                              condition="attribute_not_exists(#keys) OR size(#keys) < :max OR contains(#keys, :one)")
+        except ConditionFailed:
+            raise TooManySnoozes(f"{MAX_SNOOZES} snoozes are active: unsnooze one, or wait for one to end") from None
+
+    def _index_remove(self, keys: Iterable[str]) -> None:
+        gone = set(keys)
+        if gone:
+            self.table.update(INDEX_KEY, "DELETE #keys :gone", names={"#keys": "keys"}, values={":gone": gone})
+
+
+def _snoozes() -> Snoozes | None:
+    table = state_table()
+    return None if table is None else Snoozes(table)
+
+
+def snoozed(queue: str | None, job_name: str | None) -> Snooze | None:
+    """The snooze that holds now for ``job_name`` in ``queue`` (a queue name or ARN), if any;
+    None without a state table. notify.py skips the event then, logs who snoozed it until when,
+    and calls :func:`count_skip`."""
+    found = _snoozes()
+    if found is None or not queue or not job_name:
+        return None
+    return found.find(_queue_name(queue), job_name)
+
+
+def count_skip(snooze: Snooze) -> int:
+    """Count one event ``snooze`` kept from Slack (for the digest); the count now."""
+    found = _snoozes()
+    return 0 if found is None else found.count_skip(snooze)
+
+
+def snoozed_counts(queues: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
+    """For the digest: events skipped per (queue name, job name) by the snoozes the index holds,
+    in ``queues`` only when given (names or ARNs); a snooze that skipped nothing is listed with 0."""
+    found = _snoozes()
+    if found is None:
+        return {}
+    wanted = None if queues is None else {_queue_name(queue) for queue in queues}
+    return {(s.queue, s.job_name): s.skipped for s in found.listed() if wanted is None or s.queue in wanted}
+
+
+def _queue_name(queue: str) -> str:
+    # The queue ARN's last part: events carry the ARN, a person and the routing file the name.
+    return queue.rsplit("/", 1)[-1] if queue.startswith("arn:") else queue
+
+
+def describe_snooze(snooze: Snooze) -> dict[str, Any]:
+    """The log fields of a skip: who snoozed, until when (for notify.py's "skipped" line)."""
+    return {"reason": f"snoozed by {snooze.by} until {_iso(snooze.until)}", "snooze_until": _iso(snooze.until)}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
