@@ -133,11 +133,11 @@ def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Deci
     table = state_table()
     assert table is not None  # conversation_mode() is on only with a table
     paced = Slack(slack, pacer=table_pacer(table, intervals=configured_intervals()))
-    # An acknowledged job's later messages mention no one.
-    mentions = () if decision.mentions and acknowledged(job.job_arn) else decision.mentions
-    conversation = Conversation(slack=paced, table=table, channel=decision.channel or slack.channel or "",
-                                mentions=mentions, grouping=grouping_for(decision))
     try:
+        # An acknowledged job's later messages mention no one.
+        mentions = () if decision.mentions and acknowledged(job.job_arn) else decision.mentions
+        conversation = Conversation(slack=paced, table=table, channel=decision.channel or slack.channel or "",
+                                    mentions=mentions, grouping=grouping_for(decision))
         return converse(job, message, conversation, deadline=deadline)
     except Exception:
         _release_quietly(claim)

@@ -50,8 +50,9 @@ def event_names() -> list[str]:
 @pytest.fixture(autouse=True)
 def offline_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL_PARAM", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_PARAM",
-                 "SLACK_CHANNEL", "SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET_PARAM", "AWS_PROFILE",
-                 "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+                 "SLACK_CHANNEL", "SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET_PARAM", "SLACK_ACTIONS_ALLOW",
+                 "NOTIFY_STATE_TABLE", "NOTIFY_ROUTES", "GROUP_AFTER", "GROUP_WINDOW_MINUTES", "SLACK_PACE_SECONDS",
+                 "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     # Port 9 on loopback: nothing listens, so a stray call fails at once, offline.
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")

@@ -145,6 +145,8 @@ def world(bot: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
 
 
 def test_every_action_id_has_a_handler() -> None:
+    import app  # noqa: F401  (app.py registers them on the app's registry)
+
     assert set(HANDLERS) == {"retry_job", "retry_job_more_memory", "terminate_job", "acknowledge", "snooze",
                              "unsnooze"}
     assert all(endpoint.actions.handler(action_id) is handler for action_id, handler in HANDLERS.items())

@@ -20,7 +20,8 @@ def run_replay(monkeypatch, paths, **options):
 def replay_against_standin(monkeypatch, paths, **options):
     """(text, failures, the stand-in after the run) for ``paths``, in conversation mode (bot token)."""
     out = io.StringIO()
-    with SlackStandIn(bot_token=replay.DEMO_TOKEN, channels=(replay.DEMO_CHANNEL,)) as slack:
+    with SlackStandIn(bot_token=replay.DEMO_TOKEN, channels=(replay.DEMO_CHANNEL,),
+                      channel_ids={replay.DEMO_CHANNEL: replay.DEMO_CHANNEL_ID}) as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", replay.DEMO_TOKEN)
         monkeypatch.setenv("SLACK_CHANNEL", replay.DEMO_CHANNEL)
         monkeypatch.setenv("SLACK_API_URL", slack.api_url)
@@ -33,7 +34,7 @@ _DEMO: dict[str, tuple[str, int, SlackStandIn]] = {}
 
 @pytest.fixture
 def demo(monkeypatch):
-    """`make demo`'s run (the sample events, then both scenes): run once, read by several tests.
+    """`make demo`'s run (the sample events, then the three scenes): run once, read by several tests.
     (Function-scoped, so its first run has conftest's offline environment; the result is kept.)"""
     if not _DEMO:
         _DEMO["run"] = replay_against_standin(monkeypatch, [EVENTS_DIR], scenes=True)
@@ -78,7 +79,8 @@ def test_demo_replays_every_fixture_through_the_matching_handlers(demo):
 
 
 def shown_in_scene(shown):
-    return any(marker in words(shown) for marker in ("critical-billing-close-2025-07-15", "ingest-partition-"))
+    return any(marker in words(shown) for marker in ("critical-billing-close-2025-07-15", "ingest-partition-",
+                                                     replay.CLICK_JOB_NAME))
 
 
 def test_demo_shows_a_jobs_message_updated_in_place(demo):
@@ -117,13 +119,56 @@ def test_demo_shows_a_failure_storm_collapsed_into_one_group_message(demo):
     assert f"🚨 {len(jobs)} jobs failed in {replay.STORM_QUEUE}: Image could not be pulled" in scene
 
 
+def test_demo_shows_a_click_end_to_end(demo):
+    text, failures, slack = demo
+    assert failures == 0
+    scene = text.split("Scene: A click, end to end")[1]
+    # the job's FAILED message has the buttons (a signing secret and SLACK_ACTIONS_ALLOW for the scene)
+    assert "→ on_job_failed: posted #" in scene
+    assert "→ its buttons: [Retry]  [Acknowledge]  [Snooze… ▾ 1 hour | 4 hours | 24 hours | 7 days]\n" in scene
+    first, second = scene.split("→ Retry clicked")[1:]
+    # both clicks signed, through the real route, answered 200
+    answered = f"@{replay.CLICK_USER}: POST /slack/actions answered HTTP 200\n"
+    assert first.startswith(f" by {answered}") and second.startswith(f" again (a double click) by {answered}")
+    # moto's Batch holds exactly one new job tagged as the retry, after either click
+    tagged = re.findall(r"moto's Batch: 1 job tagged batch-notify:retry-of=([0-9a-f-]{36}): ([0-9a-f-]{36})\n", scene)
+    assert len(tagged) == 2 and tagged[0] == tagged[1], scene
+    original, new = tagged[0]
+    assert original != new and f"job {original} ({replay.CLICK_JOB_NAME}) submitted" in scene
+    # the first click replaced the message (response_url), naming the new job; the second only told the clicker
+    replaced = f"the message, replaced through the click's response_url: Retried as {new} by @{replay.CLICK_USER}\n"
+    assert replaced in first
+    assert "replaced through" not in second and "the clicker alone sees" not in first
+    assert f"the clicker alone sees: Already retried as {new} by @{replay.CLICK_USER}." in second
+    [message] = [shown for shown in top_level(slack) if replay.CLICK_JOB_NAME in words(shown)]
+    assert message.edited and new in words(message) and f"<@{replay.CLICK_USER}>" in words(message)
+    actions = [element["action_id"] for block in message.blocks if block["type"] == "actions"
+               for element in block["elements"] if "action_id" in element and "url" not in element]
+    assert "retry_job" not in actions and "acknowledge" in actions  # the retry button is gone, the rest stay
+    assert [e["text"] for e in slack.ephemerals] == [f"Already retried as {new} by <@{replay.CLICK_USER}>."]
+    # the channel view shows the message as it ends: replaced, with the line saying who retried it as what
+    shown = scene.split("What the channel shows of it:")[1]
+    assert "(edited)" in shown and f"🔁 @{replay.CLICK_USER} retried this job as {new}" in shown
+    assert "[Retry]" not in shown and "[Acknowledge]" in shown
+
+
+def test_the_click_scene_plays_only_against_the_stand_in():
+    # A real Slack's clicks go to the deployed route: without the stand-in there is nothing to click here.
+    out = io.StringIO()
+    assert replay.scene_click_end_to_end(None, None, out=out, channel=None, show_json=False) == 0
+    assert "left out, it plays against the stand-in only" in out.getvalue()
+    assert "POST /slack/actions answered" not in out.getvalue()
+
 def test_demo_summary_counts_what_the_channel_shows(demo):
     _, failures, slack = demo
     shown = top_level(slack)
     replies = sum(len(message.replies) for message in shown)
     assert replay.summary(slack, replay.DEMO_CHANNEL, failures) == (
-        f"{len(shown)} messages posted, {len(slack.updates)} updates, {replies} thread replies "
-        "(1 also sent to the channel), failed: 0")
+        f"{len(shown)} messages posted, {len(slack.updates)} updates, 1 replaced after a click, {replies} thread "
+        "replies (1 also sent to the channel), failed: 0")
+    # the click's answer replaced its message through the response_url: an edit, not a chat.update
+    edited = [message.ts for message in shown if message.edited]
+    assert len(edited) == len({update["ts"] for update in slack.updates}) + 1
     assert len(slack.messages) == len(shown) + replies  # every post is a message or a reply in a thread
 
 
@@ -231,7 +276,13 @@ def test_render_turns_blocks_into_lines():
         {"type": "section", "text": {"type": "mrkdwn", "text": ":page_facing_up: *Last 2 log lines*\n```\n"
                                                                    "a *b* &lt;c&gt;\nd\n```"}},
         {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "View logs"},
-                                          "url": "https://example.invalid/x"}]},
+                                          "url": "https://example.invalid/x"},
+                                         {"type": "button", "action_id": "retry_job", "value": "arn",
+                                          "text": {"type": "plain_text", "text": "Retry"}},
+                                         {"type": "static_select", "action_id": "snooze",
+                                          "placeholder": {"type": "plain_text", "text": "Snooze"},
+                                          "options": [{"text": {"type": "plain_text", "text": t}, "value": t}
+                                                      for t in ("1h", "4h")]}]},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "see <https://example.invalid/y|the job>"}]},
     ]}
     assert replay.render(message).splitlines() == [
@@ -241,6 +292,8 @@ def test_render_turns_blocks_into_lines():
         "  Why", "  <!channel> & co @U0ONCALL1",
         "  📄 Last 2 log lines", "    │ a *b* <c>", "    │ d",
         "  [View logs] https://example.invalid/x",
+        "  [Retry]",
+        "  [Snooze ▾ 1h | 4h]",
         "  see the job (https://example.invalid/y)"]
 
 

@@ -16,9 +16,12 @@ function Lambda calls) with the ``local`` stage, whose Slack settings come from 
 With a bot token the handlers hold conversations (one living message per job, threads, grouped
 storms): their state table is moto's, made by the replay (``NOTIFY_STATE_TABLE`` from your shell,
 else the local stage's, else ``batch-notify-local-state``), and it lasts for the run only. After
-the sample events of ``tests/events`` come two scenes: a job's message updated in place (RUNNING,
-then FAILED), and a storm of failures alike, from several containers at once, collapsed into one
-group message.
+the sample events of ``tests/events`` come the scenes: a job's message updated in place (RUNNING,
+then FAILED); a storm of failures alike, from several containers at once, collapsed into one
+group message; and, against the stand-in only, a click end to end: a job in moto's Batch fails,
+its message has buttons (a signing secret and ``SLACK_ACTIONS_ALLOW`` are set for the scene),
+and Retry is clicked twice, signed as Slack signs it, through the app's real ``POST
+/slack/actions`` route (chalice.test): one new job, tagged as the retry, and the message says so.
 
 The whole run is inside moto (in process), so nothing reaches AWS. The sample FAILED events
 of ``tests/events`` get a CloudWatch Logs stream there, with realistic lines (a few holding
@@ -56,13 +59,15 @@ from chalice.test import TestLambdaClient
 
 from tools.eventbridge import REGION, EventBridgeRouter, registered_patterns
 from tools.lambda_env import stage_variables
-from tools.slack_standin import Shown, SlackStandIn
+from tools.slack_standin import MEMBER, Shown, SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "tests" / "events"
 STAGE = "local"
 DEMO_TOKEN = "xoxb-demo-not-a-real-token"
 DEMO_CHANNEL = "#batch-alerts"
+# The stand-in answers a post to the name with this ID, as Slack does: a click carries the ID.
+DEMO_CHANNEL_ID = "C0DEMOALERTS"
 # What the deployed stages set; the local stage's 0 is overridden for the seeded events only.
 DEMO_LOG_TAIL = {"LOG_TAIL_LINES": "20"}
 SLACK_VARIABLES = ("SLACK_WEBHOOK_URL", "SLACK_WEBHOOK_URL_PARAM", "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_PARAM")
@@ -78,7 +83,8 @@ EVENT_RULE = "═" * 78
 MESSAGE_RULE = "─" * 78
 EMOJI = {":x:": "❌", ":white_check_mark:": "✅", ":arrow_forward:": "▶️", ":hourglass:": "⌛",
          ":hourglass_flowing_sand:": "⏳", ":information_source:": "ℹ️", ":warning:": "⚠️", ":bulb:": "💡",
-         ":page_facing_up:": "📄", ":rotating_light:": "🚨", ":clipboard:": "📋", ":thread:": "🧵"}
+         ":page_facing_up:": "📄", ":rotating_light:": "🚨", ":clipboard:": "📋", ":thread:": "🧵",
+         ":repeat:": "🔁", ":eyes:": "👀", ":octagonal_sign:": "🛑", ":zzz:": "💤"}
 
 # -- the sample events' log streams ------------------------------------------------------------
 # Fake secrets, assembled at run time so no file holds a string a secret scanner would flag.
@@ -269,12 +275,22 @@ def _block_lines(block: dict[str, Any]) -> list[str]:
         text = _text_lines(block["text"]["text"]) if "text" in block else []
         return text + _field_lines(block.get("fields", []))
     if kind == "actions":
-        return [f"  [{e['text']['text']}] {e.get('url', '')}" for e in block.get("elements", [])]
+        return [f"  {_element(element)}" for element in block.get("elements", [])]
     if kind == "context":
         return [f"  {_plain(e.get('text', ''))}" for e in block.get("elements", [])]
     if kind == "divider":
         return ["  " + "-" * 40]
     return [f"  ({kind} block)"]
+
+
+def _element(element: dict[str, Any]) -> str:
+    """A button as ``[its text] its URL``; a select as ``[placeholder ▾ option | option ...]``."""
+    def text(obj: Any) -> str:
+        return _plain(obj.get("text", "")) if isinstance(obj, dict) else ""
+
+    if "options" in element:
+        return f"[{text(element.get('placeholder'))} ▾ {' | '.join(text(o.get('text')) for o in element['options'])}]"
+    return f"[{text(element.get('text'))}] {element.get('url', '')}".rstrip()
 
 
 def render(message: dict[str, Any]) -> str:
@@ -575,13 +591,22 @@ def show_channel(channel: _Channel, out: TextIO, *, show_json: bool = False,
 
 
 def summary(slack: SlackStandIn, channel: str, failures: int) -> str:
-    """One line: messages posted, updates, thread replies, failed invocations."""
+    """One line: messages posted, updates (chat.update), messages a click's answer replaced (when
+    any), thread replies, failed invocations."""
     shown = [message for message in slack.channel_view(channel) if not message.broadcast]
     replies = [reply for message in shown for reply in message.replies]
     broadcast = sum(reply.broadcast for reply in replies)
-    return (f"{_count(len(shown), 'message', 'messages')} posted, {_count(len(slack.updates), 'update', 'updates')}, "
-            f"{_count(len(replies), 'thread reply', 'thread replies')} ({broadcast} also sent to the channel), "
-            f"failed: {failures}")
+    replaced = replaced_after_clicks(slack)
+    clicked = f", {replaced} replaced after a click" if replaced else ""
+    return (f"{_count(len(shown), 'message', 'messages')} posted, {_count(len(slack.updates), 'update', 'updates')}"
+            f"{clicked}, {_count(len(replies), 'thread reply', 'thread replies')} ({broadcast} also sent to the "
+            f"channel), failed: {failures}")
+
+
+def replaced_after_clicks(slack: SlackStandIn) -> int:
+    """How many messages a click's answer replaced through its response_url (not a chat.update)."""
+    return sum(1 for request in slack.requests if request.path.startswith("/actions/")
+               and request.reply_status == 200 and request.body.get("replace_original") is True)
 
 
 # -- the scenes: what conversations do -----------------------------------------------------------
@@ -702,6 +727,167 @@ def _raised(invoke: Any, name: str, event: Any) -> str | None:
     return None
 
 
+# -- scene 3: a click, end to end (the stand-in only) ---------------------------------------------
+# Not a real secret: the stand-in's clicks are signed with it, and the route verifies them with it.
+CLICK_SECRET = "-".join(["demo", "signing", "secret", "0123456789abcdef"])
+CLICK_USER = MEMBER  # the stand-in's person in the channel; SLACK_ACTIONS_ALLOW names them
+CLICK_QUEUE = "etl-ondemand-queue"
+CLICK_JOB_NAME = "nightly-etl-load-2024-05-14"
+ACTIONS_PATH = "/slack/actions"
+
+
+@dataclass(frozen=True)
+class DemoJob:
+    """The job the click scene retries, as moto's Batch holds it."""
+
+    job_id: str
+    job_arn: str
+    queue_arn: str
+    definition_arn: str
+
+
+def submit_demo_job(region: str) -> DemoJob:
+    """In moto: a compute environment, a job queue and a job definition, and one job submitted to
+    them (moto without Docker: Batch's API, no container run). Call inside a ``mock_aws`` whose
+    config says ``{"batch": {"use_docker": False}}``."""
+    import boto3
+
+    role = boto3.client("iam", region_name=region).create_role(
+        RoleName="batch-notify-demo-batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    batch = boto3.client("batch", region_name=region)
+    environment = batch.create_compute_environment(computeEnvironmentName="etl-ondemand-ce", type="UNMANAGED",
+                                                   state="ENABLED", serviceRole=role)
+    queue = batch.create_job_queue(jobQueueName=CLICK_QUEUE, state="ENABLED", priority=1, computeEnvironmentOrder=[
+        {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}])["jobQueueArn"]
+    definition = batch.register_job_definition(
+        jobDefinitionName="nightly-etl", type="container", parameters={"date": "2024-05-14"},
+        containerProperties={"image": "busybox", "command": ["python", "-m", "etl.load", "--date", "Ref::date"],
+                             "resourceRequirements": [{"type": "VCPU", "value": "2"},
+                                                      {"type": "MEMORY", "value": "4096"}]})["jobDefinitionArn"]
+    submitted = batch.submit_job(jobName=CLICK_JOB_NAME, jobQueue=queue, jobDefinition=definition,
+                                 tags={"team": "data"})
+    return DemoJob(submitted["jobId"], submitted["jobArn"], queue, definition)
+
+
+def clicked_job_failed(job: DemoJob) -> dict[str, Any]:
+    """tests/events/ec2_failed.json as ``job``'s FAILED event (its id, ARN, name, queue, definition)."""
+    event = copy.deepcopy(_sample("ec2_failed"))
+    event["id"] = "c11c0000-0000-4000-8000-000000000003"  # an event of its own: not the sample's duplicate
+    detail = event["detail"]
+    detail.update(jobId=job.job_id, jobArn=job.job_arn, jobName=CLICK_JOB_NAME, jobQueue=job.queue_arn,
+                  jobDefinition=job.definition_arn)
+    event["resources"] = [job.job_arn]
+    return event
+
+
+def retries_of(job: DemoJob, region: str) -> list[str]:
+    """The ids of the jobs in moto's Batch tagged as retries of ``job``."""
+    import boto3
+
+    from chalicelib.deciding.resubmit import RETRY_OF_TAG
+
+    batch = boto3.client("batch", region_name=region)
+    listed = batch.list_jobs(jobQueue=job.queue_arn, filters=[{"name": "JOB_NAME", "values": [CLICK_JOB_NAME]}])
+    others = [summary["jobId"] for summary in listed["jobSummaryList"] if summary["jobId"] != job.job_id]
+    described = batch.describe_jobs(jobs=others)["jobs"] if others else []
+    return [d["jobId"] for d in described if d.get("tags", {}).get(RETRY_OF_TAG) == job.job_id]
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``variables`` in os.environ for the block, and the settings read again on both sides of it.
+    (The route, unlike an event handler, gets only the stage's variables on top of os.environ.)"""
+    from chalicelib.core import config
+
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    config.reset()
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.reset()
+
+
+def sign_and_post(app: Any, slack: SlackStandIn, channel: str, shown: Shown, job_arn: str) -> int:
+    """``CLICK_USER`` clicks Retry on ``shown``, as Slack would send it: signed, with the message's
+    channel, ts and blocks and a response_url for it, through the app's real route; the HTTP status."""
+    from chalice.test import Client
+
+    from tools.sign_click import build_click, form_body, sign
+
+    response_url = slack.response_url(channel, shown.ts, user=CLICK_USER)
+    payload = build_click("retry_job", job_arn, user=CLICK_USER, channel=channel, message_ts=shown.ts,
+                          blocks=shown.blocks or (), response_url=response_url)
+    body = form_body(payload)
+    with Client(app, stage_name=STAGE, project_dir=str(ROOT)) as client:
+        answer = client.http.post(ACTIONS_PATH, headers=sign(body, CLICK_SECRET), body=body)
+    return int(answer.status_code)
+
+
+def _buttons(shown: Shown) -> list[str]:
+    """The message's buttons and selects a person acts with (link buttons left out)."""
+    return [_element(element) for block in shown.blocks or () if block.get("type") == "actions"
+            for element in block.get("elements", []) if "url" not in element]
+
+
+def scene_click_end_to_end(bus: EventBridgeRouter, invoker: _Invoker, *, out: TextIO,
+                           channel: _Channel | None, show_json: bool) -> int:
+    """A FAILED job's message with buttons; Retry clicked (signed, through the real route), then
+    clicked again: one new job in moto, tagged as the retry, and the message saying so."""
+    if channel is None:
+        print(f"\n{EVENT_RULE}\nScene: A click, end to end: left out, it plays against the stand-in only (a real "
+              "Slack's clicks go\nto the deployed route, not to this process: unset the Slack settings to see it).",
+              file=out)
+        return 0
+    from moto import mock_aws
+
+    _scene_title("A click, end to end",
+                 f"A job of {CLICK_QUEUE} in moto's Batch fails; with a signing secret and SLACK_ACTIONS_ALLOW "
+                 f"naming @{CLICK_USER},\nits message has buttons. Retry is clicked (signed as Slack signs it, "
+                 "posted to the app's real\nPOST /slack/actions route), then clicked again: a double click.", out)
+    since, region = set(channel.numbers), invoker.env["AWS_DEFAULT_REGION"]
+    allow = {"SLACK_SIGNING_SECRET": CLICK_SECRET, "SLACK_ACTIONS_ALLOW": CLICK_USER}
+    # Nested in the replay's mock_aws: the same moto state, with a Batch that runs no container.
+    with mock_aws(config={"batch": {"use_docker": False}}), _environment(allow):
+        job = submit_demo_job(region)
+        print(f"→ moto's Batch: job {job.job_id} ({CLICK_JOB_NAME}) submitted to {CLICK_QUEUE}", file=out)
+        failures = _replay_one(bus, invoker, (EVENTS_DIR, "scene 3: FAILED", clicked_job_failed(job), None), None,
+                               out=out, channel=channel)
+        shown = next((m for m in reversed(channel.messages()) if job.job_id in _words(m)), None)
+        if shown is None:
+            print("→ the job's message was not posted: nothing to click", file=out)
+            return failures + 1
+        print("→ its buttons: " + "  ".join(_buttons(shown)), file=out)
+        # What Slack puts in a click: the channel's ID (a post to a name is answered with it).
+        channel_id = channel.slack.channel_ids.get(channel.channel.lstrip("#"), channel.channel)
+        for click in ("Retry clicked", "Retry clicked again (a double click)"):
+            seen = len(channel.slack.ephemerals)
+            status = sign_and_post(invoker.app, channel.slack, channel_id, shown, job.job_arn)
+            print(f"\n→ {click} by @{CLICK_USER}: POST {ACTIONS_PATH} answered HTTP {status}", file=out)
+            for ephemeral in channel.slack.ephemerals[seen:]:
+                print(f"  the clicker alone sees: {_plain(ephemeral['text'])}", file=out)
+            now_shown = next(m for m in channel.messages() if m.ts == shown.ts)
+            if now_shown.edited and now_shown.blocks != shown.blocks:
+                print(f"  the message, replaced through the click's response_url: {_plain(now_shown.text)}", file=out)
+            shown = now_shown
+            retried = retries_of(job, region)
+            print(f"  moto's Batch: {_count(len(retried), 'job', 'jobs')} tagged batch-notify:retry-of={job.job_id}"
+                  + (f": {', '.join(retried)}" if retried else ""), file=out)
+            failures += 0 if status == 200 else 1
+    _show_scene(channel, since, out, show_json)
+    return failures
+
+
+def _words(shown: Shown) -> str:
+    """A message's text and blocks, as one string to search."""
+    return json.dumps([shown.text, shown.blocks], ensure_ascii=False)
+
+
 def _show_scene(channel: _Channel | None, before: set[str], out: TextIO, show_json: bool) -> None:
     if channel is None:
         print("→ see your Slack channel", file=out)
@@ -718,9 +904,9 @@ def replay(paths: list[str], *, out: TextIO | None = None, slack: SlackStandIn |
     With a bot token the handlers hold conversations, with a state table in moto (made here).
     With ``slack`` (the stand-in), say what each invocation did to the channel, then print the
     channel as it ends; ``show_json`` adds each message's Block Kit JSON and Builder link.
-    ``scenes``: then play the two scenes (a message updated in place, a storm collapsed), when
-    the handlers hold conversations. The handlers' log lines are printed in place: warnings and
-    errors, and with ``verbose`` every INFO line too.
+    ``scenes``: then play the scenes (a message updated in place, a storm collapsed and, with
+    ``slack``, a click end to end), when the handlers hold conversations. The handlers' log
+    lines are printed in place: warnings and errors, and with ``verbose`` every INFO line too.
     """
     from app import app  # the project's app, imported as `chalice deploy` would
     from chalicelib.core import config
@@ -748,6 +934,7 @@ def replay(paths: list[str], *, out: TextIO | None = None, slack: SlackStandIn |
             if scenes and _conversations():
                 failures += scene_updated_in_place(bus, invoker, out=out, channel=channel, show_json=show_json)
                 failures += scene_storm_collapsed(bus, invoker, out=out, channel=channel, show_json=show_json)
+                failures += scene_click_end_to_end(bus, invoker, out=out, channel=channel, show_json=show_json)
     finally:
         logging.getLogger().removeHandler(handler)
     return failures
@@ -766,7 +953,7 @@ def _conversations() -> bool:
 def _mode_note(standin: bool) -> str:
     if not _conversations():
         return ("Conversations are off: a webhook cannot update or thread a message, so each event posts its own\n"
-                "message (and the demo's two scenes, which show conversations, are left out).")
+                "message (and the demo's scenes, which show conversations, are left out).")
     where = ("" if standin else ": it lasts for this run only, so a later run posts new\nmessages instead of "
              f"updating these. Posting at Slack's real pace ({PACE_VARIABLE}, default 1 s per message)")
     return (f"Conversations are on: a bot token, and the state table {STATE_TABLE_VARIABLE}={state_table_name()}\n"
@@ -792,7 +979,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failures else 0
     print("No Slack settings (SLACK_WEBHOOK_URL or SLACK_BOT_TOKEN + SLACK_CHANNEL): posting to a local Slack\n"
           "stand-in on 127.0.0.1 and printing what it shows.")
-    with SlackStandIn(bot_token=DEMO_TOKEN, channels=(DEMO_CHANNEL,)) as slack:
+    with SlackStandIn(bot_token=DEMO_TOKEN, channels=(DEMO_CHANNEL,), channel_ids={DEMO_CHANNEL: DEMO_CHANNEL_ID}) \
+            as slack:
         os.environ.update(SLACK_BOT_TOKEN=DEMO_TOKEN, SLACK_CHANNEL=DEMO_CHANNEL, SLACK_API_URL=slack.api_url)
         print(_mode_note(standin=True))
         failures = replay(args.paths, slack=slack, show_json=args.json, verbose=args.verbose, scenes=scenes)

@@ -7,13 +7,16 @@ it says ("already retried as <job> by <@user>", or "being retried by ..."). Afte
 the claim is recorded done with what Batch returned; if Batch failed, the claim is released
 (nothing happened) so a later click can try again.
 
-A claim still "doing" after :data:`STALE_SECONDS` was abandoned: its holder died between the
-claim and Batch's answer. Handlers never call Batch after their own deadline (a second and a
-half, interactions/endpoint.py), so such a claim may be taken over safely.
+A claim moves to "calling" just before the Batch call that changes something (SubmitJob,
+TerminateJob). A claim still "doing" after :data:`STALE_SECONDS` was abandoned before that call,
+and may be taken over. A "calling" claim is never taken over by age: its call may have reached
+Batch (an answer lost to a timeout is no proof it did not), and a second SubmitJob would run the
+job twice. Such a claim stays until its TTL; the clicker is told to check the queue instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +39,7 @@ class Claim:
     action: str
     by: str
     at: float
-    state: Literal["doing", "done"]
+    state: Literal["doing", "calling", "done"]
     new_job_id: str | None = None
     new_job_arn: str | None = None
     owner: str = ""  # the holder's token: only it may release the claim
@@ -51,8 +54,14 @@ class Claim:
         at = item.get("at")
         return Claim(job_arn=job_arn, action=action, by=text("by") or "someone",
                      at=float(at) if isinstance(at, int | float) and not isinstance(at, bool) else 0.0,
-                     state="done" if item.get("state") == "done" else "doing",
+                     state=_state(item.get("state")),
                      new_job_id=text("new_job_id"), new_job_arn=text("new_job_arn"), owner=text("owner") or "")
+
+
+def _state(value: Any) -> Literal["doing", "calling", "done"]:
+    if value == "done":
+        return "done"
+    return "calling" if value == "calling" else "doing"
 
 
 def claim_key(job_arn: str, action: str) -> str:
@@ -83,21 +92,37 @@ class ActionClaims:
             return Claim.from_item(failed.item, job_arn, action)
         return Claim(job_arn, action, by, at, "doing", owner=owner, mine=True)
 
+    def calling(self, claim: Claim) -> bool:
+        """Mark ``claim`` as calling Batch, just before the call: from now on it is never taken over
+        by age. False when it is no longer ours (taken over): then do not call."""
+        try:
+            self.table.update(claim_key(claim.job_arn, claim.action), "SET #state = :calling",
+                              condition="#owner = :owner AND #state = :doing",
+                              names={"#state": "state", "#owner": "owner"},
+                              values={":calling": "calling", ":owner": claim.owner, ":doing": "doing"})
+        except ConditionFailed:
+            return False
+        return True
+
     def done(self, claim: Claim, *, new_job_id: str | None = None, new_job_arn: str | None = None) -> None:
-        """Record that ``claim``'s action happened (after Batch answered), with a retry's new job."""
+        """Record that ``claim``'s action happened (after Batch answered), with a retry's new job;
+        only while the claim is still ours."""
         at = self.clock()
         item: dict[str, Any] = {"pk": claim_key(claim.job_arn, claim.action), "by": claim.by, "at": at,
-                                "state": "done", "expires_at": self.table.expires(at)}
+                                "state": "done", "owner": claim.owner, "expires_at": self.table.expires(at)}
         item.update({key: value for key, value in (("new_job_id", new_job_id), ("new_job_arn", new_job_arn))
                      if value})
-        self.table.put(item)
+        with contextlib.suppress(ConditionFailed):
+            self.table.put(item, condition="#owner = :owner", names={"#owner": "owner"},
+                           values={":owner": claim.owner})
 
     def release(self, claim: Claim) -> None:
-        """Give back ``claim`` (one :meth:`claim` took; Batch refused or failed: nothing happened),
+        """Give back ``claim`` (one :meth:`claim` took; Batch refused: nothing happened),
         so a later click can try again. A claim done, or taken over meanwhile, is left alone."""
         try:
-            self.table.delete(claim_key(claim.job_arn, claim.action), condition="#state = :doing AND #owner = :owner",
+            self.table.delete(claim_key(claim.job_arn, claim.action),
+                              condition="#state IN (:doing, :calling) AND #owner = :owner",
                               names={"#state": "state", "#owner": "owner"},
-                              values={":doing": "doing", ":owner": claim.owner})
+                              values={":doing": "doing", ":calling": "calling", ":owner": claim.owner})
         except ConditionFailed:
             return

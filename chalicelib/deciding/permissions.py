@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from chalicelib.core.config import ConfigError, Settings, settings, signing_settings
+from chalicelib.core.state_table import state_settings
 from chalicelib.deciding.routing import ACTOR_ID, SINGLE_CHANNEL, Decision, RouteTable, route_table
 
 ACTIONS_ALLOW = "SLACK_ACTIONS_ALLOW"
@@ -74,5 +75,6 @@ def allow_for(queue: str | None, job_name: str | None, status: str | None) -> tu
 
 def actions_on() -> bool:
     """Whether messages carry action buttons: a bot token (a webhook's message cannot be changed
-    after a click) and a signing secret (the actions route verifies every click with it)."""
-    return settings().slack.mode == "bot" and signing_settings().secret is not None
+    after a click), a signing secret (the actions route verifies every click with it) and the
+    state table (every action claims, acknowledges or snoozes there)."""
+    return settings().slack.mode == "bot" and signing_settings().secret is not None and state_settings() is not None

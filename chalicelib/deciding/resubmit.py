@@ -225,6 +225,8 @@ def _job_fields(view: JobDescription, job_id: str, notes: list[str]) -> dict[str
     }
     kwargs.update({key: value for key, value in optional.items() if value is not None})
     kwargs["tags"] = _tags(view.tags or {}, job_id, notes)
+    if view.runs_children_in_sequence:
+        kwargs["dependsOn"] = [{"type": "SEQUENTIAL"}]  # its children run in order, as they did
     if view.dependency_count:
         notes.append(f"dependencies are not carried: the retry does not wait for the {view.dependency_count} "
                      "job(s) the original depended on")

@@ -15,6 +15,7 @@ Items in the state table:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -47,16 +48,18 @@ class Snooze:
     by: str
     set_at: float
     skipped: int = 0
+    reported: int = 0  # of ``skipped``, how many a digest already showed
 
     @staticmethod
     def from_item(item: Item) -> Snooze | None:
         queue, job_name, by = item.get("queue"), item.get("job_name"), item.get("by")
         until, set_at, skipped = item.get("until"), item.get("set_at"), item.get("skipped", 0)
+        reported = item.get("reported", 0)
         if not (isinstance(queue, str) and isinstance(job_name, str) and isinstance(by, str)
                 and isinstance(until, int | float) and isinstance(set_at, int | float)):
             return None
         return Snooze(str(item["pk"]), queue, job_name, float(until), by, float(set_at),
-                      skipped if isinstance(skipped, int) else 0)
+                      skipped if isinstance(skipped, int) else 0, reported if isinstance(reported, int) else 0)
 
     def active(self, at: float) -> bool:
         """Whether the snooze still holds at ``at``."""
@@ -81,15 +84,21 @@ class Snoozes:
         self.table, self.clock = table, clock
 
     def set(self, queue: str, job_name: str, seconds: int, by: str, job_arn: str) -> Snooze:
-        """Snooze ``job_name`` in ``queue`` for ``seconds`` from now (replacing a snooze there, its
-        count kept at 0 again); raise :class:`TooManySnoozes` when the index is full."""
+        """Snooze ``job_name`` in ``queue`` for ``seconds`` from now (replacing the end of a snooze
+        there, its count kept); raise :class:`TooManySnoozes` when the index is full."""
         at = self.clock()
         key = snooze_key(queue, job_name)
         self._index_add(key)
         until = at + seconds
         expires = self.table.expires(until, KEPT_AFTER_SECONDS)
-        self.table.put({"pk": key, "queue": queue, "job_name": job_name, "until": until, "by": by,
-                        "set_at": at, "skipped": 0, "job_arn": job_arn, "expires_at": expires})
+        # Snoozed again (another message of the job name, a replayed click): the skips counted so
+        # far are kept for the digest.
+        self.table.update(key, "SET #queue = :queue, job_name = :name, #until = :until, #by = :by, set_at = "
+                               "if_not_exists(set_at, :at), skipped = if_not_exists(skipped, :zero), job_arn = :arn, "
+                               "expires_at = :expires",
+                          names={"#queue": "queue", "#until": "until", "#by": "by"},
+                          values={":queue": queue, ":name": job_name, ":until": until, ":by": by, ":at": at,
+                                  ":zero": 0, ":arn": job_arn, ":expires": expires})
         self.table.put({"pk": snoozed_job_key(job_arn), "snooze": key, "expires_at": expires})
         return Snooze(key, queue, job_name, until, by, at)
 
@@ -182,7 +191,21 @@ def snoozed_counts(queues: Iterable[str] | None = None) -> dict[tuple[str, str],
     if found is None:
         return {}
     wanted = None if queues is None else {_queue_name(queue) for queue in queues}
-    return {(s.queue, s.job_name): s.skipped for s in found.listed() if wanted is None or s.queue in wanted}
+    # Only what no digest showed yet: a 7-day snooze is not reported seven times over.
+    return {(s.queue, s.job_name): max(0, s.skipped - s.reported) for s in found.listed()
+            if wanted is None or s.queue in wanted}
+
+
+def mark_reported(counts: Mapping[tuple[str, str], int]) -> None:
+    """After a digest showed ``counts`` (its :func:`snoozed_counts`), count them as reported."""
+    found = _snoozes()
+    if found is None:
+        return
+    for (queue, job_name), count in counts.items():
+        if count:
+            with contextlib.suppress(ConditionFailed):
+                found.table.update(snooze_key(queue, job_name), "ADD reported :n", condition="attribute_exists(pk)",
+                                   values={":n": count})
 
 
 def _queue_name(queue: str) -> str:

@@ -16,10 +16,11 @@ Also the pieces the other handlers share: :func:`job_arn_of`, :func:`click_batch
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,9 @@ _JOB_ARN = re.compile(r"arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-
                       r"(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]):(?P<account>[0-9]{12}):job/(?P<job_id>[A-Za-z0-9:#_-]{1,128})")
 # A Batch call gets at least this much time, or is not made ("ran out of time": nothing done).
 MIN_CALL_SECONDS = 0.25
+CONNECT_SECONDS = 0.5
+# Kept back from the handler's time for botocore's own work around the request.
+CALL_MARGIN_SECONDS = 0.1
 FINAL_STATUSES = ("SUCCEEDED", "FAILED")
 MESSAGE_LIMIT = 1500  # an ephemeral answer's job-controlled part
 
@@ -107,13 +111,16 @@ def own_region(batch: Any) -> str | None:
 
 
 def click_batch_client() -> Any:
-    """A Batch client whose one attempt fits the handler's time left (core/clients.py keeps one
-    per config, so the timeouts come in two steps, not one per click)."""
-    left = time_left()
-    if left < MIN_CALL_SECONDS:
+    """A Batch client whose one attempt, connect and read together, fits the handler's time left,
+    so no call is still running when the route answers (on Lambda it would be frozen mid-call).
+    The read timeout is rounded down to a quarter second: core/clients.py keeps one client per
+    config, so a few, not one per click."""
+    left = time_left() - CALL_MARGIN_SECONDS
+    connect = min(CONNECT_SECONDS, left / 2)
+    read = math.floor((left - connect) * 4) / 4
+    if connect <= 0 or read < MIN_CALL_SECONDS:
         raise Refused(OUT_OF_TIME, "out of time")
-    read = 1.0 if left > 1.1 else 0.5
-    return client("batch", ClientConfig(connect_timeout=0.5, read_timeout=read, attempts=1))
+    return client("batch", ClientConfig(connect_timeout=round(connect, 2), read_timeout=min(read, 1.0), attempts=1))
 
 
 def describe_clicked_job(arn: JobArn, batch: Any, *, doing: str) -> ClickedJob:
@@ -236,7 +243,7 @@ def _retry_claimed(click: Click, job: ClickedJob, table: StateTable, more_memory
         request = resubmit_request(job.description, original_job_id=job.arn.job_id, more_memory=more_memory,
                                    region=job.arn.region)
         # A client whose timeouts fit what is left now (DescribeJobs took some), or no call at all.
-        submitted = _submit(click_batch_client(), request.kwargs)
+        batch = click_batch_client()
     except CannotResubmit as error:
         claims.release(claim)
         raise Refused(f"This job cannot be retried: {safe_mrkdwn(str(error), MESSAGE_LIMIT)}. Nothing was done.",
@@ -244,7 +251,11 @@ def _retry_claimed(click: Click, job: ClickedJob, table: StateTable, more_memory
     except Refused:
         claims.release(claim)
         raise
-    new_id, new_arn = submitted
+    if not claims.calling(claim):
+        raise Refused(already(claim), "being retried")
+    submitted = submit_once(claims, claim, lambda: batch.submit_job(**request.kwargs), "batch:SubmitJob",
+                            "submit the job again", job.queue)
+    new_id, new_arn = str(submitted.get("jobId") or ""), str(submitted.get("jobArn") or submitted.get("jobId") or "")
     _record_done(claims, claim, new_id, new_arn)
     record_new_job(table, new_arn, click, job.arn.arn)
     url = batch_job_url(job.arn.region, new_id)
@@ -253,14 +264,33 @@ def _retry_claimed(click: Click, job: ClickedJob, table: StateTable, more_memory
     return ActionAnswer(replacement=replacement(blocks, text)), "retried"
 
 
-def _submit(batch: Any, kwargs: dict[str, Any]) -> tuple[str, str]:
-    """SubmitJob; (new job id, new job ARN); raise :class:`Refused` when Batch refused or failed."""
+def submit_once(claims: ActionClaims, claim: Claim, call: Callable[[], Any], action: str, doing: str,
+                queue: str | None) -> Any:
+    """Make the Batch call that changes something, under a claim marked calling. Batch refused it
+    (an answer in 4xx): the claim is released, nothing happened, a later click may try again. No
+    answer (a timeout, a lost connection, a 5xx): Batch may have done it, so the claim stays (a
+    second SubmitJob would run the job twice) and the clicker is told to look before trying again."""
     try:
-        answer = batch.submit_job(**kwargs)
+        return call()
     except Exception as error:
-        raise aws_refusal(error, "batch:SubmitJob", "submit the job again") from None
-    new_id = str(answer.get("jobId") or "")
-    return new_id, str(answer.get("jobArn") or new_id)
+        if _refused_by_batch(error):
+            claims.release(claim)
+            raise aws_refusal(error, action, doing) from None
+        where = f" in job queue `{safe_mrkdwn(queue, 200)}`" if queue else ""
+        raise Refused(f"AWS Batch did not answer whether it did it ({type(error).__name__}): it may have. Check the "
+                      f"jobs{where} in the AWS Batch console before doing it again by hand; this button stays "
+                      "claimed so a second click cannot do it twice.", f"{action}: no answer") from None
+
+
+def _refused_by_batch(error: BaseException) -> bool:
+    """Batch answered with an error (access denied, a bad request, throttled: all before doing
+    anything), as opposed to no answer, or a server error, after which it may have done it."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return not (isinstance(status, int) and status >= 500)
 
 
 def _record_done(claims: ActionClaims, claim: Claim, new_id: str, new_arn: str) -> None:
@@ -269,8 +299,8 @@ def _record_done(claims: ActionClaims, claim: Claim, new_id: str, new_arn: str) 
     try:
         claims.done(claim, new_job_id=new_id, new_job_arn=new_arn)
     except StateError as error:
-        log_line(logging.ERROR, error="submitted a retry but could not record its claim done",
-                 job=claim.job_arn, new_job=new_arn, reason=str(error)[:300])
+        log_line(logging.ERROR, error="submitted a retry but could not record its claim done (it stays claimed)",
+                 job=claim.job_arn, new_job=new_arn, reason=str(error).split(";")[0][:300])
 
 
 def already(claim: Claim) -> str:
@@ -278,9 +308,13 @@ def already(claim: Claim) -> str:
     who = f"<@{claim.by}>"
     if claim.action == "terminate":
         return (f"Already terminated by {who}." if claim.state == "done"
-                else f"This job is being terminated by {who}.")
+                else f"This job is being terminated by {who}." if claim.state == "doing"
+                else f"{who} asked AWS Batch to terminate it and got no answer: check the job in the console.")
     if claim.state == "done":
         return f"Already retried as {safe_mrkdwn(claim.new_job_id or 'a new job', 200)} by {who}."
+    if claim.state == "calling":
+        return (f"{who} retried it and AWS Batch did not say whether it took the job: check the job queue in the "
+                "console before retrying it by hand.")
     return f"This job is being retried by {who}."
 
 

@@ -407,8 +407,15 @@ class JobDescription:
 
     @property
     def dependency_count(self) -> int:
-        """How many jobs it depended on (``dependsOn``)."""
-        return len(self._fields.objs("dependsOn") or ())
+        """How many other jobs it depended on (``dependsOn`` entries naming a ``jobId``)."""
+        return sum(1 for entry in self._fields.objs("dependsOn") or () if entry.text("jobId"))
+
+    @property
+    def runs_children_in_sequence(self) -> bool:
+        """An array job whose children run one after another (``dependsOn: [{"type": "SEQUENTIAL"}]``
+        without a ``jobId``: the array's own rule, not a dependency on another job)."""
+        return any(not entry.text("jobId") and entry.text("type") == "SEQUENTIAL"
+                   for entry in self._fields.objs("dependsOn") or ())
 
     @property
     def retry_strategy(self) -> dict[str, Any] | None:

@@ -47,7 +47,8 @@ from chalicelib.composing.mrkdwn import (
 )
 from chalicelib.core.config import ScheduledSettings, scheduled_settings
 from chalicelib.deciding.routing import Route, RouteTable
-from chalicelib.deciding.snoozes import snoozed_counts
+from chalicelib.deciding.snoozes import mark_reported, snoozed_counts
+from chalicelib.delivering.slack import Delivery
 from chalicelib.reading.batch_api import (
     MAX_JOBS_PER_LISTING,
     JobListing,
@@ -289,12 +290,21 @@ def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
 
 # -- posting (AWS and Slack) ----------------------------------------------------------------
 
-def _with_snoozes(digest: Digest) -> Digest:
-    """The digest with the snoozed events of its queues counted (none without a state table)."""
-    queues = {job.queue for job in (*digest.finished, *digest.unfinished)}
-    counts = snoozed_counts(None if digest.route is None else queues)
-    found = tuple(sorted((queue, name, count) for (queue, name), count in counts.items() if count))
+def _with_snoozes(digest: Digest, table: RouteTable | None) -> Digest:
+    """The digest with the snoozed events of its route (of every queue without a routing file)
+    counted that no digest showed yet (none without a state table)."""
+    counts = snoozed_counts()
+
+    def ours(queue: str, name: str) -> bool:
+        return table is None or table.decide(queue, name, "FAILED").route == digest.route
+
+    found = tuple(sorted((queue, name, count) for (queue, name), count in counts.items()
+                         if count and ours(queue, name)))
     return replace(digest, snoozed=found) if found else digest
+
+
+def _reported(digest: Digest, _delivery: Delivery) -> None:
+    mark_reported({(queue, name): count for queue, name, count in digest.snoozed})
 
 
 def post_daily_digests(event: Any, now: Callable[[], datetime] = utcnow,
@@ -344,8 +354,9 @@ class DailyDigest:
 
     def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
              table: RouteTable | None, region: str | None) -> Plan:
-        digests = [_with_snoozes(digest) for digest in plan_digests(listings, at, table, problems)]
+        digests = [_with_snoozes(digest, table) for digest in plan_digests(listings, at, table, problems)]
         posts = [ScheduledPost({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
                                 "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region),
-                               digest.channel) for digest in digests]
+                               digest.channel, partial(_reported, digest) if digest.snoozed else None)
+                 for digest in digests]
         return Plan(posts, {"digests": len(digests)})

@@ -30,7 +30,7 @@ what is the sweep's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -56,10 +56,12 @@ from chalicelib.composing.mrkdwn import (
 )
 from chalicelib.core.config import ScheduledSettings, scheduled_settings, slack_settings
 from chalicelib.core.state_table import state_table
+from chalicelib.deciding.acks import acknowledged
 from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.job_messages import JobMessages
 from chalicelib.deciding.permissions import actions_on, decide_with_actions
 from chalicelib.deciding.routing import DIGEST_ONLY, Decision, Route, RouteTable
+from chalicelib.deciding.snoozes import count_skip, snoozed
 from chalicelib.delivering.slack import Delivery
 from chalicelib.reading.batch_api import (
     MAX_JOBS_PER_LISTING,
@@ -339,6 +341,7 @@ class StuckSweep:
              table: RouteTable | None, region: str | None) -> Plan:
         threshold = timedelta(minutes=self.settings.stuck_after_minutes)
         sweep = plan_sweep(listings, at, self.window, threshold, table, problems)
+        sweep.reports[:] = [report for report in map(_heeding_clicks, sweep.reports) if report.jobs]
         remember = conversation_mode().on
         posts = [ScheduledPost({"sweep": "stuck", "queue": report.queue, "route": report.route,
                                 "jobs": len(report.jobs)}, partial(_report_message, report, region), report.channel,
@@ -347,6 +350,21 @@ class StuckSweep:
                    "over_threshold": sweep.over_threshold, "reports": len(sweep.reports),
                    "skipped": sweep.skipped or None}
         return Plan(posts, figures)
+
+
+def _heeding_clicks(report: StuckReport) -> StuckReport:
+    """The report without the jobs someone snoozed (their skips counted for the digest), and
+    mentioning no one when every job it shows was acknowledged."""
+    jobs = []
+    for stuck in report.jobs:
+        snooze = snoozed(report.queue, stuck.job.name)
+        if snooze is None:
+            jobs.append(stuck)
+        else:
+            count_skip(snooze)
+    shown = jobs[:MAX_JOBS_SHOWN]
+    acked = bool(report.mentions and shown) and all(acknowledged(stuck.job.job_arn) for stuck in shown)
+    return replace(report, jobs=tuple(jobs), mentions=() if acked else report.mentions)
 
 
 def _report_message(report: StuckReport, region: str | None) -> SlackMessage:
