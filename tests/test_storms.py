@@ -414,3 +414,19 @@ def test_a_slack_error_releases_the_lease_and_raises_then_the_retry_completes(bo
     assert result.ordinal == 4
     [shown] = group_messages(bot)
     assert thread_job_ids(shown) == Counter({failed_job(3).job_id: 1})
+
+
+def test_a_member_whose_line_is_shown_stays_to_finish_what_a_dead_holder_left(bot, slack_client, table):
+    for n in range(5):
+        join_storm(failed_job(n), TEST_CHANNEL, (), GROUPING, slack_client, table, deadline=time.monotonic() + 10,
+                   **FAST)
+    pk = storm_of(failed_job(0)).pk
+    settled = read_group(table, pk)
+    assert settled is not None and settled.is_settled and settled.count == 5
+    # A holder died after posting the lines, before the update: the message still says 3 jobs.
+    table.update(pk, "SET shown_count = :behind", values={":behind": 3})
+    updates = len(bot.updates)
+    # Lambda's retry of job 3 (its line shown, and a later member exists): it finishes the group first.
+    join_storm(failed_job(3), TEST_CHANNEL, (), GROUPING, slack_client, table, deadline=time.monotonic() + 10, **FAST)
+    after = read_group(table, pk)
+    assert after is not None and after.shown_count == 5 and len(bot.updates) == updates + 1

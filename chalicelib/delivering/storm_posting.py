@@ -128,7 +128,8 @@ def join_storm(job: JobStateChange, channel: str, mentions: Sequence[str], group
         group = read_group(table, storm.pk)
         done = None if membership is None else is_done(group, membership)
         if membership is not None and group is not None and (
-                done or vouched_for(group, membership, run.owner, clock(), VOUCH_MARGIN_SECONDS)):
+                done or vouched_for(group, membership, run.owner, clock(), VOUCH_MARGIN_SECONDS)) and (
+                _looked_after(group, run, clock())):
             return StormResult(True, storm.pk, membership.ordinal, group.ts)
         if done is None:
             membership = None  # its generation went without showing its line: it joins the new one
@@ -138,6 +139,17 @@ def join_storm(job: JobStateChange, channel: str, mentions: Sequence[str], group
                                "job in its group)")
         if group is None or not _help(run, group):
             time.sleep(random.uniform(*poll_seconds))
+
+
+def _looked_after(group: Group, run: _Storm, now: float) -> bool:
+    """Whether the group needs no one else: settled (every line posted, the message counting
+    everyone), or another invocation holds a live lease (a holder gives it up only when settled).
+    A member whose own line is shown still stays and helps otherwise: the holder may have died
+    with other members' lines pending and the message behind, and they returned counting on it.
+    (Lambda's retry of the holder's event rejoins, and helps, too.)"""
+    if group.is_settled:
+        return True
+    return group.lease_owner not in (None, run.owner) and group.lease_until > now + VOUCH_MARGIN_SECONDS
 
 
 def _help(run: _Storm, group: Group) -> bool:
