@@ -166,3 +166,15 @@ def forget() -> None:
     global _secrets
     with _lock:
         _secrets = ()
+
+
+def mask_json(value: Any) -> Any:
+    """``value`` (a JSON payload) with the configured secrets masked in every string: a job may
+    log the very token the app posts with, and a message may quote that log."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [mask_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: mask_json(item) for key, item in value.items()}
+    return value

@@ -52,9 +52,9 @@ from chalicelib.delivering.slack_errors import (
 )
 from chalicelib.delivering.slack_http import BoundedTransport, RedirectRefused, UnacceptableAnswer, describe
 
-__all__ = ["DEFAULT_RETRY_AFTER", "PERMANENT_ERRORS", "REJECTED_CONTENT", "BotTokenNeeded", "Delivery",
-           "DeliveryError", "DeliveryReceipt", "MessageNotFound", "MessageRef", "PermanentDeliveryError", "Slack",
-           "deliver", "retry_after_seconds"]
+__all__ = ["DEFAULT_RETRY_AFTER", "PERMANENT_ERRORS", "REJECTED_CONTENT", "BotTokenNeeded", "BoundedWebClient",
+           "Delivery", "DeliveryError", "DeliveryReceipt", "MessageNotFound", "MessageRef", "PermanentDeliveryError",
+           "Slack", "deliver", "retry_after_seconds"]
 
 # slack-sdk logs request URLs and headers at DEBUG, and at ERROR quotes the start of an answer
 # it cannot parse (a proxy's page may echo the URL or the token). Every failure it logs is also
@@ -167,7 +167,7 @@ class Slack:
             call.repace = lambda: self._wait_turn(pace, deadline)
         session = _Session(settings, secret, call)
         # A job may log the very webhook or token the app posts with: never into the channel.
-        payload = _masked(message.to_dict())
+        payload = masking.mask_json(message.to_dict())
         try:
             try:
                 self._wait_turn(pace, deadline)
@@ -223,7 +223,7 @@ class _Session:
     def api(self, request: Callable[[WebClient], SlackResponse], channel: str,
             ts: str | None = None, *, asked: str | None = None) -> MessageRef | None:
         """Make one Web API call; the message it names, or raise Slack's refusal classified."""
-        client = _BotClient(self.call, token=self.secret, base_url=self.settings.api_url, timeout=self.timeout,
+        client = BoundedWebClient(self.call, token=self.secret, base_url=self.settings.api_url, timeout=self.timeout,
                             logger=_SDK_LOGGER, retry_handlers=retry_handlers(self.call))
         try:
             data = request(client).data
@@ -253,8 +253,9 @@ def _send_webhook(session: _Session, payload: dict[str, Any]) -> None:
     raise failure(body.strip() or None, response.status_code, what, session.settings)
 
 
-class _BotClient(WebClient):
-    """slack-sdk's WebClient, sending over the call's bounded transport."""
+class BoundedWebClient(WebClient):
+    """slack-sdk's WebClient, sending over one call's bounded transport (no redirects, one deadline,
+    answers capped), and counting only a JSON object with a true or false ``ok`` as an answer."""
 
     def __init__(self, call: Call, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -299,14 +300,3 @@ _ERROR_TEXT_LIMIT = 200
 def _short(error: BaseException) -> str:
     text = str(error)
     return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + f"… ({len(text)} characters)"
-
-
-def _masked(value: Any) -> Any:
-    """``value`` (a JSON payload) with the configured secrets masked in every string."""
-    if isinstance(value, str):
-        return masking.mask(value)
-    if isinstance(value, list):
-        return [_masked(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    return value

@@ -246,7 +246,7 @@ def respond(response_url: str, payload: Mapping[str, Any], *, deadline: float) -
     1 MiB); configured secrets masked in it. Whether Slack took it; a failure is logged (the
     URL's host only: the URL lets anyone post into the channel for 30 minutes)."""
     seconds = deadline - time.monotonic()
-    data = json.dumps(_masked(dict(payload))).encode("utf-8")
+    data = json.dumps(masking.mask_json(dict(payload))).encode("utf-8")
     request = urllib.request.Request(response_url, data=data, method="POST",
                                      headers={"Content-Type": "application/json; charset=utf-8"})
     try:
@@ -276,15 +276,3 @@ def _update(click: Click, message: SlackMessage, deadline: float) -> None:
     except BatchNotifyError as error:  # DeliveryError, BotTokenNeeded, ConfigError...
         log_line(logging.WARNING, warning="could not replace the clicked message (chat.update)",
                  channel=click.channel_id, failure=masking.mask(str(error))[:300])
-
-
-def _masked(value: Any) -> Any:
-    """``value`` (a JSON payload) with the configured secrets masked in every string: a job
-    may log the very token the app posts with, and a message may quote that log."""
-    if isinstance(value, str):
-        return masking.mask(value)
-    if isinstance(value, list):
-        return [_masked(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    return value

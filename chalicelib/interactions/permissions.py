@@ -13,24 +13,20 @@ is not kept, so the next click asks again.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
-from urllib.request import Request
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web import WebClient
 
 from chalicelib.core import masking
 from chalicelib.core.logline import log_line
 from chalicelib.core.secrets import resolve
 from chalicelib.deciding.routing import ACTOR_ID
 from chalicelib.delivering.retries import Call, header, retry_handlers
-from chalicelib.delivering.slack import DeliveryError, Slack
-from chalicelib.delivering.slack_http import BoundedTransport, UnacceptableAnswer, describe
+from chalicelib.delivering.slack import BoundedWebClient, DeliveryError, Slack
+from chalicelib.delivering.slack_http import BoundedTransport, describe
 
 GROUP_CACHE_SECONDS = 60.0
 USERGROUP_MEMBERS_METHOD = "usergroups.users.list"
@@ -124,7 +120,7 @@ def usergroup_members(slack: Slack, group: str) -> frozenset[str]:
     try:
         secret = resolve(settings.secret)  # inside: an SSM failure fails closed like Slack's own
         masking.protect(secret)
-        client = _ReadClient(call, token=secret, base_url=settings.api_url,
+        client = BoundedWebClient(call, token=secret, base_url=settings.api_url,
                              timeout=max(1, round(settings.request_timeout)), logger=_SDK_LOGGER,
                              retry_handlers=retry_handlers(call))
         data = client.usergroups_users_list(usergroup=group).data
@@ -151,27 +147,3 @@ def _refusal(error: SlackApiError, group: str, call: Call) -> DeliveryError:
     hint = _GROUP_ERROR_HINTS.get(code, "not allowed for now")
     return DeliveryError(f"Slack answered {code!r} to {USERGROUP_MEMBERS_METHOD} for {group}: {hint}"
                          f"{call.account()}", code)
-
-
-class _ReadClient(WebClient):
-    """slack-sdk's WebClient over one call's bounded transport (as delivering/slack.py's bot client)."""
-
-    def __init__(self, call: Call, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._call = call
-
-    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
-        answer = self._call.transport.perform(req, context=self.ssl, proxy=self.proxy)
-        text = answer.text()
-        if not _is_api_answer(text):
-            raise UnacceptableAnswer(f"the Web API answered {answer.summary()}, not a JSON object with a true or "
-                                     "false \"ok\"")
-        return {"status": answer.status, "headers": answer.headers, "body": text}
-
-
-def _is_api_answer(text: str) -> bool:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("ok"), bool)
