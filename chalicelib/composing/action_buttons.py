@@ -13,7 +13,6 @@ too long for Slack's value limits gets no button that would need it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -35,6 +34,7 @@ from chalicelib.deciding.diagnosis import diagnose
 from chalicelib.deciding.resubmit import DEFAULT_MEMORY_CAP_MIB
 from chalicelib.reading.batch_api import JobSummary
 from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JobStateChange
+from chalicelib.reading.job_arn import JOB_ARN
 
 RETRY_JOB = "retry_job"
 RETRY_JOB_MORE_MEMORY = "retry_job_more_memory"
@@ -57,11 +57,6 @@ CONFIRM_TEXT_LIMIT = 300
 # The job name quoted in a confirm dialog: short enough to leave the question readable.
 CONFIRM_NAME_LIMIT = 150
 
-# A Batch job ARN: partition, region, account, then job/<id> (an array child's id ends ":<index>",
-# a node's "#<node>"). Anything else in jobArn is not put in a button.
-_JOB_ARN = re.compile(r"arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{12}:job/[A-Za-z0-9_:#-]+")
-
-
 @dataclass(frozen=True)
 class ActionOffer:
     """Which actions a message offers. :data:`NO_ACTIONS` offers none."""
@@ -83,7 +78,7 @@ NO_ACTIONS = ActionOffer()
 
 def is_job_arn(value: str | None) -> bool:
     """Whether ``value`` is shaped like a Batch job ARN and fits a button's value."""
-    return value is not None and len(value) <= BUTTON_VALUE_LIMIT and _JOB_ARN.fullmatch(value) is not None
+    return value is not None and len(value) <= BUTTON_VALUE_LIMIT and JOB_ARN.fullmatch(value) is not None
 
 
 def _is_child(job_id: str | None) -> bool:

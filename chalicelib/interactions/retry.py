@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,11 +43,9 @@ from chalicelib.interactions.clicks import Click
 from chalicelib.interactions.endpoint import ActionAnswer, time_left
 from chalicelib.interactions.permissions import may_act
 from chalicelib.reading.batch_api import queue_name
+from chalicelib.reading.job_arn import JobArn, parse_job_arn
 from chalicelib.reading.links import batch_job_url
 
-# A job ARN: arn:<partition>:batch:<region>:<12-digit account>:job/<job id>.
-_JOB_ARN = re.compile(r"arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):batch:"
-                      r"(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]):(?P<account>[0-9]{12}):job/(?P<job_id>[A-Za-z0-9:#_-]{1,128})")
 # A Batch call gets at least this much time, or is not made ("ran out of time": nothing done).
 MIN_CALL_SECONDS = 0.25
 CONNECT_SECONDS = 0.5
@@ -75,16 +72,6 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
-class JobArn:
-    """A job ARN from a click, in parts."""
-
-    arn: str
-    region: str
-    account: str
-    job_id: str
-
-
-@dataclass(frozen=True)
 class ClickedJob:
     """The clicked job as DescribeJobs tells it: its ``description`` (one ``jobs[]`` entry), queue
     name, job name and status."""
@@ -98,10 +85,10 @@ class ClickedJob:
 
 def job_arn_of(value: str | None) -> JobArn:
     """The job ARN a button carries; raise :class:`Refused` when it is not one."""
-    found = _JOB_ARN.fullmatch(value or "")
+    found = parse_job_arn(value)
     if found is None:
         raise Refused(NOT_A_JOB, "not a job ARN")
-    return JobArn(found.group(0), found["region"], found["account"], found["job_id"])
+    return found
 
 
 def own_region(batch: Any) -> str | None:
