@@ -33,7 +33,7 @@ from chalicelib.composing.mrkdwn import MAX_ACTIONS_ELEMENTS, MAX_BLOCKS, safe_p
 from chalicelib.deciding.diagnosis import diagnose
 from chalicelib.deciding.resubmit import DEFAULT_MEMORY_CAP_MIB
 from chalicelib.reading.batch_api import JobSummary
-from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JobStateChange
+from chalicelib.reading.event import JobStateChange
 from chalicelib.reading.job_arn import JOB_ARN
 
 RETRY_JOB = "retry_job"
@@ -97,7 +97,7 @@ def offer_for(job: JobStateChange, *, signing_on: bool, allowed: bool) -> Action
     """
     if not signing_on or not is_job_arn(job.job_arn):
         return NO_ACTIONS
-    if job.detail_type == JOB_QUEUE_BLOCKED:
+    if job.is_queue_blocked:
         return ActionOffer(terminate=allowed, acknowledge=True)
     if job.status != "FAILED":
         return NO_ACTIONS

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from chalicelib.core.errors import BatchNotifyError
 from chalicelib.core.state_table import ConditionFailed, Item, StateTable, item_key, now
-from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JobStateChange
+from chalicelib.reading.event import JobStateChange
 
 # A job's states in the order they can happen; a later event applies only when its order is greater.
 # Batch moves a job that will be retried back to RUNNABLE, so the attempt count comes first.
@@ -58,7 +58,7 @@ def job_key(job: JobStateChange) -> str | None:
 
 def state_label(job: JobStateChange) -> str:
     """The state a message shows: ``BLOCKED`` for a queue-blocked warning, else the job's status."""
-    if job.detail_type == JOB_QUEUE_BLOCKED:
+    if job.is_queue_blocked:
         return "BLOCKED"
     return job.status or "UNKNOWN"
 

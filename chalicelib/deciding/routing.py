@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.core.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, Settings, settings
-from chalicelib.reading.event import JOB_QUEUE_BLOCKED, JobStateChange
+from chalicelib.reading.event import JobStateChange
 
 # Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events, STUCK for the
 # stuck-job sweep's reports (chalicelib/scheduled/stuck.py).
@@ -125,8 +125,8 @@ SINGLE_CHANNEL = Decision(route=None, post=True, reason="no routing file")
 
 
 def routing_status(job: JobStateChange) -> str | None:
-    """The status routes match on: ``BLOCKED`` for a "Batch Job Queue Blocked" event, else the job's."""
-    return "BLOCKED" if job.detail_type == JOB_QUEUE_BLOCKED else job.status
+    """The status routes match on: ``BLOCKED`` for a queue-blocked event (of a job or a service job), else the job's."""
+    return "BLOCKED" if job.is_queue_blocked else job.status
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ from chalicelib.core.errors import BatchNotifyError
 BATCH_SOURCE = "aws.batch"
 JOB_STATE_CHANGE = "Batch Job State Change"
 JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
+# Service jobs (SageMaker training run through AWS Batch service environments) have their own kinds.
+SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
+SERVICE_JOB_QUEUE_BLOCKED = "Batch Service Job Queue Blocked"
+QUEUE_BLOCKED_KINDS = (JOB_QUEUE_BLOCKED, SERVICE_JOB_QUEUE_BLOCKED)
 
 # Fields a complete job state change carries; reported when absent so a person can tell a
 # degraded message from a bug.
@@ -377,6 +381,11 @@ class JobStateChange:
     def detail_type(self) -> str | None:
         """The kind of Batch event: ``Batch Job State Change`` or ``Batch Job Queue Blocked``."""
         return as_text(self._event.get("detail-type"))
+
+    @property
+    def is_queue_blocked(self) -> bool:
+        """Whether this is a queue-blocked warning (of a job or a service job), not a state change."""
+        return self.detail_type in QUEUE_BLOCKED_KINDS
 
     @property
     def region(self) -> str | None:
