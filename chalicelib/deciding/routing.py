@@ -26,9 +26,10 @@ from typing import Any
 from chalicelib.core.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, Settings, settings
 from chalicelib.reading.event import JobStateChange
 
-# Statuses a route can name. BLOCKED stands for "Batch Job Queue Blocked" events, STUCK for the
+# Statuses a route can name (SCHEDULED is a service job's). BLOCKED stands for queue-blocked events, STUCK for the
 # stuck-job sweep's reports (chalicelib/scheduled/stuck.py).
-STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "BLOCKED", "STUCK")
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED",
+            "BLOCKED", "STUCK")
 # Statuses whose messages mention the route's people; the others are for reading, not paging.
 MENTION_STATUSES = ("FAILED", "STUCK")
 _ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop", "stuck_after_minutes",
