@@ -17,6 +17,12 @@ from chalicelib.notify import notify
 from chalicelib.reading.event import JOB_QUEUE_BLOCKED
 from chalicelib.reading.patterns import job_state_pattern, queue_blocked_pattern, sweep_schedule
 
+# isort: split
+# Service jobs (SageMaker training through AWS Batch): a group of their own.
+from chalicelib.composing.service_job_message import build_service_job_message, build_service_queue_blocked_message
+from chalicelib.reading.event import SERVICE_JOB_QUEUE_BLOCKED, SERVICE_JOB_STATE_CHANGE
+from chalicelib.reading.patterns import service_job_queue_blocked_pattern, service_job_state_pattern
+
 # Chalice, made lenient with malformed envelopes and strict with secrets (chalicelib/application.py).
 app = BatchNotify(app_name="batch-notify")
 
@@ -34,6 +40,22 @@ def on_job_succeeded(event: CloudWatchEvent) -> None:
 @app.on_cw_event(queue_blocked_pattern())
 def on_job_queue_blocked(event: CloudWatchEvent) -> None:
     notify(event, build_queue_blocked_message, detail_type=JOB_QUEUE_BLOCKED)
+
+
+# Service jobs: SageMaker training jobs that AWS Batch queues (their own event kinds and view).
+@app.on_cw_event(service_job_state_pattern("FAILED"))
+def on_service_job_failed(event: CloudWatchEvent) -> None:
+    notify(event, build_service_job_message, detail_type=SERVICE_JOB_STATE_CHANGE)
+
+
+@app.on_cw_event(service_job_state_pattern("SUCCEEDED"))
+def on_service_job_succeeded(event: CloudWatchEvent) -> None:
+    notify(event, build_service_job_message, detail_type=SERVICE_JOB_STATE_CHANGE)
+
+
+@app.on_cw_event(service_job_queue_blocked_pattern())
+def on_service_job_queue_blocked(event: CloudWatchEvent) -> None:
+    notify(event, build_service_queue_blocked_message, detail_type=SERVICE_JOB_QUEUE_BLOCKED)
 
 
 # Example of a fork's own handler: RUNNING, only for jobs named critical-*.

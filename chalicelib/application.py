@@ -20,7 +20,7 @@ from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, EventSourceHandler
 
-from chalicelib.core import masking
+from chalicelib.core import masking, member_roles
 from chalicelib.core.config import settings
 from chalicelib.core.errors import BatchNotifyError
 
@@ -60,6 +60,8 @@ def _guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         masking.install()
+        if args:  # the event; its Lambda context names the app's own account, free of an STS call
+            member_roles.note_context(getattr(args[0], "context", None))
         try:
             logging.getLogger("batch_notify").setLevel(settings().log_level)
             return handler(*args, **kwargs)

@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chalicelib.composing.account_label import with_account_label
 from chalicelib.composing.action_buttons import offer_for, with_action_buttons
 from chalicelib.composing.messages import SlackMessage, with_mentions
-from chalicelib.core.config import slack_settings
+from chalicelib.core.config import hub_settings, slack_settings
 from chalicelib.core.deadline import invocation_deadline
 from chalicelib.core.logline import log_line
 from chalicelib.core.state_table import StateError, state_table
@@ -29,13 +30,14 @@ from chalicelib.deciding import dedup
 from chalicelib.deciding.acks import acknowledged
 from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.permissions import actions_on, decide_with_actions
-from chalicelib.deciding.routing import Decision, route_table, routing_status
+from chalicelib.deciding.routing import Decision, account_names, route_table, routing_status
 from chalicelib.deciding.snoozes import Snooze, count_skip, describe_snooze, snoozed
 from chalicelib.deciding.storms import grouping_for
 from chalicelib.delivering.conversation import Conversation, Conversed, converse
 from chalicelib.delivering.pacing import configured_intervals, table_pacer
 from chalicelib.delivering.slack import DeliveryReceipt, Slack, deliver
 from chalicelib.reading.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
+from chalicelib.reading.service_event import SERVICE_KINDS, ServiceJobStateChange
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
 Outcome = Literal["posted", "skipped"]
@@ -86,7 +88,9 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
 def parse(raw: Any, detail_type: str = JOB_STATE_CHANGE) -> JobStateChange:
     """The event's typed view; raise :class:`NotAJobStateChange` for another kind of event or a
     broken envelope. Missing ``detail`` fields only warn: the message goes out with what is there."""
-    job = JobStateChange.from_event(raw, detail_type)
+    # Each kind of Batch event has its view: service jobs (SageMaker training) their own.
+    view = ServiceJobStateChange if detail_type in SERVICE_KINDS else JobStateChange
+    job = view.from_event(raw, detail_type)
     missing = job.missing_fields()
     if missing:
         log_line(logging.WARNING, **_identity(job),
@@ -95,9 +99,13 @@ def parse(raw: Any, detail_type: str = JOB_STATE_CHANGE) -> JobStateChange:
 
 
 def decide(job: JobStateChange) -> Decision:
-    """Where the job's message goes, by the routing file (or the single channel without one)."""
-    # route_table() refuses a table that names channels with a webhook (ConfigError).
-    return decide_with_actions(route_table(), job.job_queue_name, job.job_name, routing_status(job))
+    """Where the job's message goes, by the routing file (or the single channel without one),
+    for the job's account and region (the event's: a hub gets member accounts' events)."""
+    # route_table() refuses a table that names channels with a webhook (ConfigError), and reads
+    # the hub's settings first: a bad MEMBER_ROLE_ARN or ACCOUNT_NAMES fails here, named.
+    hub_settings()
+    return decide_with_actions(route_table(), job.job_queue_name, job.job_name, routing_status(job),
+                               account=job.account, region=job.region)
 
 
 def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float) -> _Ending:
@@ -108,8 +116,10 @@ def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float)
     snooze = snoozed(job.job_queue_name, job.job_name)
     if snooze is not None:
         return _Ending("skipped", route=decision.route, reason=_counted(snooze))
-    message = with_action_buttons(build(job), job, offer_for(job, signing_on=actions_on(),
-                                                             allowed=bool(decision.actions_allow)))
+    # The hub's account line, then the buttons (after the link buttons), as the builder left room.
+    labelled = with_account_label(build(job), job, account_names(), hub=hub_settings().configured)
+    message = with_action_buttons(labelled, job, offer_for(job, signing_on=actions_on(),
+                                                           allowed=bool(decision.actions_allow)))
     # Claimed last, just before posting, so a claim is held for as short a time as possible.
     # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
     claim = dedup.claim(job.event_id or "")

@@ -31,8 +31,9 @@ DEFAULT_WHEELS = ROOT / ".venv" / "wheels"
 REGION = "us-east-1"
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens there: any use fails at once, offline
 
-# Not part of what chalice packages, or state a copy must not inherit.
-_SKIP_AT_ROOT = {".git", ".venv", ".pytest_cache", "build", "out"}
+# Not part of what chalice packages, or state a copy must not inherit (.hypothesis: another
+# pytest worker may be writing it while the copy is made).
+_SKIP_AT_ROOT = {".git", ".venv", ".pytest_cache", ".hypothesis", "build", "out"}
 _SKIP_EVERYWHERE = {"__pycache__", ".mypy_cache", ".ruff_cache"}
 _SKIP_IN_CHALICE_DIR = {"deployed", "deployments"}
 

@@ -129,6 +129,21 @@ def test_the_buttons_follow_the_link_buttons_in_order_with_styles_and_confirm_di
     assert [b.action_id for b in message.parts.actions][-4:] == [RETRY_JOB, RETRY_JOB_MORE_MEMORY, ACKNOWLEDGE, SNOOZE]
 
 
+def test_the_actions_outrank_the_last_containers_log_buttons_when_slacks_25_are_full() -> None:
+    # Found by hypothesis: 24 logged containers filled the block and left Terminate out.
+    event = load_event("ecs_multicontainer_failed")
+    task = event["detail"]["ecsProperties"]["taskProperties"][0]
+    task["containers"] = [{**task["containers"][0], "name": f"c{i}", "logStreamName": f"sim/c{i}/{i:032x}"}
+                          for i in range(30)]
+    event["detail"]["attempts"] = []
+    job = JobStateChange.from_event(event, event["detail-type"])
+    message = with_action_buttons(build_failure_message(job, None), job, offer_for(job, **ALL))
+    ids = action_ids(message)
+    assert len(ids) == 25 and ids[0] == "view_logs" and "open_in_batch" in ids
+    assert ids[-3:] == [RETRY_JOB, ACKNOWLEDGE, SNOOZE]
+    assert block_kit_errors(message.to_dict()["blocks"]) == []
+
+
 def test_terminate_is_a_danger_button_with_a_danger_confirm() -> None:
     job = job_of("job_queue_blocked")
     message = with_action_buttons(build_queue_blocked_message(job), job, offer_for(job, **ALL))
@@ -171,7 +186,9 @@ def test_a_full_actions_block_keeps_25_elements_and_the_most_important_actions_f
     message = MessageParts(text="t", header="h", actions=links, context=("c",)).render()
     job = job_of("diag_out_of_memory")
     ids = action_ids(with_action_buttons(message, job, offer_for(job, **ALL)))
-    assert len(ids) == 25 and ids[-2:] == [RETRY_JOB, RETRY_JOB_MORE_MEMORY]
+    # The actions take the place of the last extra log buttons, never the other way round.
+    assert len(ids) == 25 and ids[-4:] == [RETRY_JOB, RETRY_JOB_MORE_MEMORY, ACKNOWLEDGE, SNOOZE]
+    assert ids[:21] == [f"view_logs_{i}" for i in range(21)]
 
 
 def test_buttons_are_added_once() -> None:

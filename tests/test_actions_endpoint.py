@@ -496,7 +496,7 @@ def test_chalice_local_serves_the_route_to_a_click_signed_by_the_tool(tmp_path: 
                                cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, start_new_session=True)
     try:
-        _wait_for(port, process, 10)
+        _wait_for(port, process, 30)  # chalice local starts in ~1 s, far slower on a loaded machine
         url = f"http://127.0.0.1:{port}/slack/actions"
         ts = clicked_message(standin)
         body = sign_click.form_body(sign_click.build_click(

@@ -167,7 +167,8 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     assert actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
                        "logs:GetLogEvents", "batch:ListJobs", "batch:DescribeJobQueues",
                        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                       "batch:DescribeJobs", "batch:SubmitJob", "batch:TerminateJob", "batch:TagResource"}
+                       "batch:DescribeJobs", "batch:SubmitJob", "batch:TerminateJob", "batch:TagResource",
+                       "sts:AssumeRole"}
     ssm = [st for st in policy["Statement"] if st["Action"] == ["ssm:GetParameter"]]
     parameters = [load_slack_settings(env).secret.parameter, load_signing_settings(env).secret.parameter]
     assert ssm[0]["Resource"] == [f"arn:*:ssm:*:*:parameter{parameter}" for parameter in parameters]
@@ -180,6 +181,10 @@ def test_stage_policy_allows_exactly_what_the_code_calls(stage):
     assert by_sid["BatchChangeJob"] == {"Sid": "BatchChangeJob", "Effect": "Allow",
                                         "Action": ["batch:TerminateJob", "batch:TagResource"],
                                         "Resource": ["arn:*:batch:*:*:job/*"]}
+    # The hub (core/member_roles.py): the member role of deploy/member-account.yaml, in any account, and
+    # nothing else (sts:GetCallerIdentity needs no permission).
+    assert by_sid["HubMemberRoles"] == {"Sid": "HubMemberRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"],
+                                        "Resource": ["arn:*:iam::*:role/batch-notify-member"]}
     # Its own log groups: the event functions' (batch-notify-<stage>-<handler>) and the route's, which
     # chalice deploy names batch-notify-<stage>, without a suffix.
     assert f"arn:*:logs:*:*:log-group:/aws/lambda/batch-notify-{stage}" in by_sid["OwnLogs"]["Resource"]
@@ -345,3 +350,28 @@ def test_aws_error_words_with_what_could_not_be_done_and_no_fixes():
 
 def test_an_aws_error_code_is_cut_short():
     assert aws_errors.classify_aws_error(client_error("X" * 5000)).code == "X" * 100
+
+
+# -- the hub (MEMBER_ROLE_ARN, ACCOUNT_NAMES; tests/test_hub.py has the properties) --------------------
+def test_the_hub_is_off_by_default_and_its_section_is_kept(monkeypatch):
+    hub = config.settings().hub
+    assert hub == config.HubSettings() and not hub.configured and config.settings().hub is hub
+    monkeypatch.setenv("ACCOUNT_NAMES", "123456789012=prod")
+    config.reset()
+    assert config.hub_settings().configured and config.hub_settings().name_of("123456789012") == "prod"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MEMBER_ROLE_ARN": "arn:aws:iam::123456789012:role/batch-notify-member"}, "MEMBER_ROLE_ARN="),
+    ({"MEMBER_ROLE_ARN": "arn:aws:iam::{account}:role/{account}"}, "MEMBER_ROLE_ARN="),
+    ({"MEMBER_ROLE_ARN": "arn:aws:iam::{account}:user/batch-notify-member"}, "MEMBER_ROLE_ARN="),
+    ({"ACCOUNT_NAMES": "123456789012"}, "ACCOUNT_NAMES: '123456789012' is not <account ID>=<name>"),
+    ({"ACCOUNT_NAMES": "123456789012=prod,123456789012=staging"}, "ACCOUNT_NAMES: 123456789012 is given twice"),
+    ({"ACCOUNT_NAMES": "123456789012=prod,210987654321=prod"}, "ACCOUNT_NAMES: 'prod' is given twice"),
+    ({"ACCOUNT_NAMES": "123456789012=" + "x" * 65}, "ACCOUNT_NAMES: the name of 123456789012"),
+    ({"ACCOUNT_NAMES": "123456789012=210987654321"}, "ACCOUNT_NAMES: the name of 123456789012"),
+])
+def test_a_bad_hub_setting_is_refused_naming_the_variable(env, message):
+    with pytest.raises(ConfigError) as raised:
+        config.load_hub_settings(env)
+    assert str(raised.value).startswith(message)

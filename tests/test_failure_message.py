@@ -21,13 +21,14 @@ from app import app
 from chalicelib.composing.failure_message import LOG_LINE_LIMIT, build_failure_message, describe_failure
 from chalicelib.composing.messages import build_job_state_message
 from chalicelib.core import clients, config
-from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.event import JOB_STATE_CHANGE, JobStateChange
 from chalicelib.reading.logtail import MAX_LINE_SCAN, LogTail
 from tests.conftest import NoCalls, event_names, load_event
 from tools.slack_standin import block_kit_errors
 
 ROOT = Path(__file__).resolve().parent.parent
-JOB_EVENTS = [n for n in event_names() if n != "job_queue_blocked"]
+# The container jobs' state changes (service jobs and queue-blocked warnings have their own tests).
+JOB_EVENTS = [n for n in event_names() if load_event(n)["detail-type"] == JOB_STATE_CHANGE]
 
 # What retried_failed's last attempt might have printed (already masked, as fetch_log_tail returns it).
 RETRIED_TAIL = LogTail(lines=(
@@ -197,7 +198,7 @@ def test_describe_failure_returns_at_the_deadline_and_says_why(monkeypatch):
     clients.use_client("logs", Hung())
     started = time.monotonic()
     message = describe_failure(job("ec2_failed")).to_dict()
-    assert time.monotonic() - started < 1 + 0.3
+    assert time.monotonic() - started < 1 + 1.0  # slack for a loaded machine; the call hangs 5 s
     assert ":page_facing_up: log tail unavailable: CloudWatch Logs did not answer within 1s" in json.dumps(message)
 
 

@@ -170,7 +170,7 @@ def test_a_slow_call_is_abandoned_at_the_deadline(use_logs):
     tail = fetch_log_tail(job(), LogTailSettings(lines=20, timeout=0.5))
     elapsed = time.monotonic() - started
     slow.released.set()
-    assert 0.5 <= elapsed < 0.5 + 0.3
+    assert 0.5 <= elapsed < 0.5 + 1.0  # slack for a loaded machine; unbounded would be 10 s
     assert tail.lines == () and tail.note == "log tail unavailable: CloudWatch Logs did not answer within 0.5s"
 
 
@@ -183,7 +183,7 @@ def test_a_server_that_never_answers_is_bounded_over_real_http(monkeypatch):
     try:
         started = time.monotonic()
         tail = fetch_log_tail(job(), LogTailSettings(lines=20, timeout=1.0))
-        assert time.monotonic() - started < 1.0 + 0.3
+        assert time.monotonic() - started < 1.0 + 1.0  # slack for a loaded machine
         assert tail.note == "log tail unavailable: CloudWatch Logs did not answer within 1s"
     finally:
         server.close()
@@ -195,7 +195,7 @@ def test_a_dripping_server_cannot_hold_the_tail_past_its_deadline(monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", server.url)
         started = time.monotonic()
         tail = fetch_log_tail(job(), LogTailSettings(lines=20, timeout=1.0))
-        assert time.monotonic() - started < 1.0 + 0.3
+        assert time.monotonic() - started < 1.0 + 1.0  # slack for a loaded machine; the drip takes 20 s
         assert len(server.requests) == 1
     assert tail.lines == () and tail.note == "log tail unavailable: CloudWatch Logs did not answer within 1s"
 

@@ -421,11 +421,11 @@ def test_a_webhook_is_not_paced(webhook: SlackStandIn) -> None:
 
 
 def test_six_concurrent_posters_paced_through_the_table_get_no_429(table: StateTable) -> None:
-    # Scaled down so the test takes about 3 s: the stand-in allows 10 posts/s per channel (one per
-    # 0.1 s) and the pacer spaces them 0.5 s, leaving room for a thread that wakes late on
+    # Scaled down so the test takes about 4 s: the stand-in allows 20 posts/s per channel (one per
+    # 0.05 s) and the pacer spaces them 0.75 s, leaving 0.7 s for a thread that wakes late on
     # a busy machine (Slack's real limit, about 1/s, is met the same way with the 1.0 s interval).
-    threads, interval = 6, 0.5
-    with SlackStandIn(channels=(TEST_CHANNEL,), rate_limit_per_channel=10.0) as standin:
+    threads, interval = 6, 0.75
+    with SlackStandIn(channels=(TEST_CHANNEL,), rate_limit_per_channel=20.0) as standin:
         settings_ = bot_settings(standin)
         start = threading.Barrier(threads)
 

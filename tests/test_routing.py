@@ -467,3 +467,46 @@ def test_a_duplicate_key_in_actions_is_named():
            '{"name": "default"}]}'
     with pytest.raises(RoutesError, match=r"'actions' field\(s\) \['allow'\] given more than once"):
         parse_route_table(parse_json(text))
+
+
+# -- the hub: routes by account and region (tests/test_hub.py drives them end to end) ---------------
+HUB_ACCOUNT, MEMBER_ACCOUNT = "123456789012", "210987654321"
+
+
+def test_a_route_can_match_on_the_jobs_account_and_region():
+    table = parse_route_table({"accounts": {MEMBER_ACCOUNT: "staging"}, "routes": [
+        {"name": "staging-eu", "match": {"account": ["staging", HUB_ACCOUNT], "region": ["eu-*"]}},
+        {"name": "default"}]})
+    assert table.routes[0].accounts == (MEMBER_ACCOUNT, HUB_ACCOUNT) and not table.routes[0].is_default
+    assert table.accounts == ((MEMBER_ACCOUNT, "staging"),)
+    assert table.decide("q", "j", "FAILED", account=MEMBER_ACCOUNT, region="eu-west-1").route == "staging-eu"
+    assert table.decide("q", "j", "FAILED", account=MEMBER_ACCOUNT, region="us-east-1").route == "default"
+    assert table.decide("q", "j", "FAILED", account="999999999999", region="eu-west-1").route == "default"
+    assert table.decide("q", "j", "FAILED").route == "default"  # other call sites: nothing known, no match
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"routes": [{"name": "a", "match": {"account": "prod"}}, {"name": "d"}]}, "'prod' is neither a 12-digit"),
+    ({"routes": [{"name": "a", "match": {"account": "12345"}}, {"name": "d"}]}, "'12345' is neither a 12-digit"),
+    ({"accounts": {"12345": "prod"}, "routes": [{"name": "d"}]}, "'accounts': '12345' is not a 12-digit"),
+    ({"accounts": [MEMBER_ACCOUNT], "routes": [{"name": "d"}]}, "'accounts' must be an object"),
+    ({"accounts": {MEMBER_ACCOUNT: "a", HUB_ACCOUNT: "a"}, "routes": [{"name": "d"}]}, "'a' is given twice"),
+    ({"routes": [{"name": "a", "match": {"region": "eu-\u200bwest-1"}}, {"name": "d"}]}, "invisible character"),
+    ({"routes": [{"name": "a", "match": {"region": "eu-*"}}]}, "must be the default"),
+])
+def test_hub_fields_are_checked_and_named(data, message):
+    with pytest.raises(RoutesError, match=re.escape(message)):
+        parse_route_table(data)
+
+
+def test_duplicate_account_ids_in_the_file_are_refused():
+    with pytest.raises(RoutesError, match="'accounts' must be an object"):
+        parse_route_table(parse_json(f'{{"accounts": {{"{MEMBER_ACCOUNT}": "a", "{MEMBER_ACCOUNT}": "b"}}, '
+                                     '"routes": [{"name": "d"}]}'))
+
+
+def test_account_names_replace_the_files_accounts_when_set():
+    data = {"accounts": {MEMBER_ACCOUNT: "from-file"}, "routes": [{"name": "d"}]}
+    assert parse_route_table(data).accounts == ((MEMBER_ACCOUNT, "from-file"),)
+    given_names = ((HUB_ACCOUNT, "hub"),)
+    assert parse_route_table(data, account_names=given_names).accounts == given_names

@@ -215,7 +215,7 @@ def test_delayed_reply_times_the_client_out_and_does_not_hold_up_stop() -> None:
             web(slack, timeout=1).chat_postMessage(channel=CHANNEL, text="x")
         assert time.monotonic() - started < 3
         stopping = time.monotonic()
-    assert time.monotonic() - stopping < 1  # the sleeping handler was woken, not waited for
+    assert time.monotonic() - stopping < 2  # the sleeping handler was woken, not waited for (its 4 s left)
     # The message counts as posted: Slack too posts it even if the client gave up waiting.
     assert [r.reply_status for r in slack.requests] == [200]
 

@@ -186,7 +186,7 @@ def with_action_buttons(message: SlackMessage, job: JobStateChange, offer: Actio
     later re-render (mentions, the conversation's headline) keeps them. Any other message gets an
     actions block before its last (context) block.
     Slack's 25 elements per actions block and 50 blocks per message are kept: what has no room
-    is left out, least important last.
+    is left out: the extra containers' log buttons first, then the least important actions.
     """
     elements = action_elements(job.job_arn or "", job.job_name, offer) if offer.any else []
     if not elements:
@@ -196,9 +196,24 @@ def with_action_buttons(message: SlackMessage, job: JobStateChange, offer: Actio
     parts = message.parts
     # Added once: a second call (or a fork's own button of the same id) must not repeat an action_id.
     present = {element.action_id for element in parts.actions}
-    room = max(0, MAX_ACTIONS_ELEMENTS - len(parts.actions))
-    kept = [e for e in elements if e.action_id not in present][:room]
-    return replace(parts, actions=(*parts.actions, *kept)).render()
+    offered = [e for e in elements if e.action_id not in present]
+    existing = _making_room(list(parts.actions), len(offered))
+    kept = offered[:max(0, MAX_ACTIONS_ELEMENTS - len(existing))]
+    return replace(parts, actions=(*existing, *kept)).render()
+
+
+_Element = ButtonElement | StaticSelectElement
+# Log buttons after the first ("view_logs_2", ...): one container's log each.
+_EXTRA_LOG_BUTTON = "view_logs_"
+
+
+def _making_room(existing: list[_Element], wanted: int) -> list[_Element]:
+    """``existing`` without as many of its extra log buttons (the last first) as ``wanted`` more
+    elements need to fit: a button that acts outranks the 24th container's log link."""
+    overflow = len(existing) + wanted - MAX_ACTIONS_ELEMENTS
+    extra_logs = [i for i, e in enumerate(existing) if (e.action_id or "").startswith(_EXTRA_LOG_BUTTON)]
+    dropped = set(extra_logs[-overflow:]) if overflow > 0 else set()
+    return [e for i, e in enumerate(existing) if i not in dropped]
 
 
 def _with_actions_block(message: SlackMessage, elements: Sequence[InteractiveElement]) -> SlackMessage:

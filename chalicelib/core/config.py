@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
@@ -310,6 +310,110 @@ def load_signing_settings(env: Mapping[str, str]) -> SigningSettings:
     return SigningSettings(secret=_secret(env, SIGNING_SECRET, SIGNING_SECRET_PARAM))
 
 
+# -- The hub: events forwarded from member accounts (core/member_roles.py, composing/account_label.py) ----
+MEMBER_ROLE_ARN = "MEMBER_ROLE_ARN"
+ACCOUNT_NAMES = "ACCOUNT_NAMES"
+ACCOUNT_PLACEHOLDER = "{account}"
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+# A name is read in a context line and typed in routes: a word or a few, not a paragraph.
+MAX_ACCOUNT_NAME_CHARS = 64
+# An organization's accounts: a few hundred. More is a pasted file, not a list of names.
+MAX_ACCOUNT_NAMES = 1000
+# An IAM role ARN of any partition (aws, aws-cn, aws-us-gov, aws-iso...): a path, then a name of
+# IAM's characters (at most 64). re.ASCII: \w is IAM's [A-Za-z0-9_], not any letter.
+_ROLE_ARN = re.compile(r"arn:aws(?:-[a-z]+){0,3}:iam::(?P<account>[0-9]{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
+                       re.ASCII)
+_SAMPLE_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """The hub (one app for many accounts): ``member_role_arn`` is the template of the role this
+    app assumes in a member account (``{account}`` in it), ``None`` when unset; ``names`` the
+    readable names of accounts, ``(id, name)`` pairs in the order given (``ACCOUNT_NAMES``)."""
+
+    member_role_arn: str | None = None
+    names: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def configured(self) -> bool:
+        """Whether the hub is set up (a member role or account names): messages then say the account."""
+        return self.member_role_arn is not None or bool(self.names)
+
+    def role_arn(self, account: str) -> str | None:
+        """The member role to assume in ``account`` (a 12-digit ID); ``None`` without MEMBER_ROLE_ARN."""
+        if self.member_role_arn is None or not ACCOUNT_ID.fullmatch(account):
+            return None
+        return self.member_role_arn.replace(ACCOUNT_PLACEHOLDER, account)
+
+    def name_of(self, account: str | None) -> str | None:
+        """The readable name ``ACCOUNT_NAMES`` gives ``account``, if any."""
+        return next((name for id_, name in self.names if id_ == account), None)
+
+
+def parse_member_role_arn(env: Mapping[str, str]) -> str | None:
+    """``MEMBER_ROLE_ARN``: a role ARN template whose account is ``{account}``
+    (``arn:aws:iam::{account}:role/batch-notify-member``); ``None`` when unset. Raise
+    :class:`ConfigError` naming the variable when it is not an IAM role ARN once filled."""
+    raw = _raw(env, MEMBER_ROLE_ARN)
+    if raw is None:
+        return None
+    filled = _ROLE_ARN.fullmatch(raw.replace(ACCOUNT_PLACEHOLDER, _SAMPLE_ACCOUNT))
+    # The account field must be the placeholder itself, once: a fixed account would send every
+    # member's jobs to one account's role ("{account}" in the role name alone is that mistake).
+    if filled is None or raw.count(ACCOUNT_PLACEHOLDER) != 1 or raw.split(":")[4] != ACCOUNT_PLACEHOLDER:
+        raise _invalid(env, MEMBER_ROLE_ARN, "expected an IAM role ARN with {account} as its account, e.g. "
+                                             "arn:aws:iam::{account}:role/batch-notify-member")
+    return raw
+
+
+def parse_account_names(pairs: Iterable[tuple[str, Any]], where: str) -> tuple[tuple[str, str], ...]:
+    """Validated ``(account ID, name)`` pairs: 12-digit IDs, names of 1 to 64 printable characters
+    (not an ID, no ``=`` or ``,``), no ID or name twice. Raise :class:`ConfigError` starting with
+    ``where`` (the variable, or the routing file's field) and naming the first bad entry."""
+    seen_ids: set[str] = set()
+    seen_names: set[str] = set()
+    names: list[tuple[str, str]] = []
+    for account, name in pairs:
+        if len(names) >= MAX_ACCOUNT_NAMES:
+            raise ConfigError(f"{where}: more than {MAX_ACCOUNT_NAMES} accounts: is it the right value?")
+        if not isinstance(account, str) or not ACCOUNT_ID.fullmatch(account):
+            raise ConfigError(f"{where}: {_shown(account)} is not a 12-digit AWS account ID")
+        if (not isinstance(name, str) or not name or name != name.strip() or len(name) > MAX_ACCOUNT_NAME_CHARS
+                or not name.isprintable() or "=" in name or "," in name or ACCOUNT_ID.fullmatch(name)):
+            raise ConfigError(f"{where}: the name of {account} ({_shown(name)}) must be 1 to "
+                              f"{MAX_ACCOUNT_NAME_CHARS} printable characters without '=' or ',' (and not an "
+                              "account ID)")
+        if account in seen_ids or name in seen_names:
+            twice = account if account in seen_ids else repr(name)
+            raise ConfigError(f"{where}: {twice} is given twice: give each account one name, each name once")
+        seen_ids.add(account)
+        seen_names.add(name)
+        names.append((account, name))
+    return tuple(names)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def load_hub_settings(env: Mapping[str, str]) -> HubSettings:
+    """Validate ``MEMBER_ROLE_ARN`` and ``ACCOUNT_NAMES`` (``123456789012=prod,210987654321=staging``:
+    commas between entries, spaces around them forgiven); raise :class:`ConfigError` naming the variable."""
+    raw = _raw(env, ACCOUNT_NAMES) or ""
+    pairs = []
+    for entry in (e.strip(_SURROUNDING) for e in raw.split(",")):
+        if not entry:
+            continue  # a trailing comma
+        account, equals, name = entry.partition("=")
+        if not equals:
+            raise ConfigError(f"{ACCOUNT_NAMES}: {_shown(entry)} is not <account ID>=<name> "
+                              "(e.g. 123456789012=prod,210987654321=staging)")
+        pairs.append((account.strip(_SURROUNDING), name.strip(_SURROUNDING)))
+    return HubSettings(member_role_arn=parse_member_role_arn(env), names=parse_account_names(pairs, ACCOUNT_NAMES))
+
+
 # -- the settings tree of this container --------------------------------------------------------
 # One cache: settings() builds one Settings per container; each section is parsed at its first use
 # and kept there; reset() forgets the whole tree. Sections stay lazy on purpose: a bad LOG_TAIL_*
@@ -344,7 +448,8 @@ class Settings:
     checked) at its first use, then kept. Thread-safe: a section is loaded once.
 
     The built-in sections are properties (:attr:`slack`, :attr:`log_tail`, :attr:`scheduled`,
-    :attr:`log_level`, :attr:`signing`). A stage above core adds its own with :meth:`section` and a loader taking
+    :attr:`log_level`, :attr:`signing`, :attr:`hub`). A stage above core adds its own with :meth:`section` and a
+    loader taking
     this object (``settings().section(load_route_table)``): core needs not import it, and the
     section is still forgotten by :func:`reset` with the rest. The boto3 session and clients
     (``core/clients.py``) and the secrets read from SSM (``core/secrets.py``) are sections too.
@@ -393,6 +498,11 @@ class Settings:
         """The signing secret of Slack's requests to the actions route (``SLACK_SIGNING_SECRET*``)."""
         return self.section(_signing)
 
+    @property
+    def hub(self) -> HubSettings:
+        """The hub of member accounts (``MEMBER_ROLE_ARN``, ``ACCOUNT_NAMES``)."""
+        return self.section(_hub)
+
 
 def _slack(s: Settings) -> SlackSettings:
     return load_slack_settings(s.env)
@@ -412,6 +522,10 @@ def _log_level(s: Settings) -> int:
 
 def _signing(s: Settings) -> SigningSettings:
     return load_signing_settings(s.env)
+
+
+def _hub(s: Settings) -> HubSettings:
+    return load_hub_settings(s.env)
 
 
 _current: Settings | None = None
@@ -464,3 +578,8 @@ def log_level() -> int:
 def signing_settings() -> SigningSettings:
     """The signing secret setting of this container (``settings().signing``)."""
     return settings().signing
+
+
+def hub_settings() -> HubSettings:
+    """The hub settings of this container (``settings().hub``)."""
+    return settings().hub

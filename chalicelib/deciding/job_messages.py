@@ -35,7 +35,9 @@ from chalicelib.reading.event import JobStateChange
 # Batch moves a job that will be retried back to RUNNABLE, so the attempt count comes first.
 # Spaced by ten: a queue-blocked warning (Batch's word on why a RUNNABLE job cannot run) is news
 # after a stuck report or a RUNNABLE message of the same job.
-_RANKS = {"SUBMITTED": 10, "PENDING": 20, "RUNNABLE": 30, "STUCK": 30, "BLOCKED": 35, "STARTING": 40, "RUNNING": 50}
+# SCHEDULED (a service job handed to SageMaker AI) comes after a queue-blocked warning of its RUNNABLE wait.
+_RANKS = {"SUBMITTED": 10, "PENDING": 20, "RUNNABLE": 30, "STUCK": 30, "BLOCKED": 35, "SCHEDULED": 38,
+          "STARTING": 40, "RUNNING": 50}
 FINAL_ORDER = 10_000  # SUCCEEDED and FAILED: nothing comes after them
 FINAL = ("SUCCEEDED", "FAILED")
 _MAX_ATTEMPTS_COUNTED = 99

@@ -52,25 +52,27 @@ def actions_allow() -> tuple[str, ...]:
 
 
 def decide_with_actions(table: RouteTable | None, queue: str | None, job_name: str | None,
-                        status: str | None) -> Decision:
+                        status: str | None, *, account: str | None = None, region: str | None = None) -> Decision:
     """The routing decision for a job (``table``: the routing file, ``None`` without one) with
     :attr:`Decision.actions_allow` filled in: the route's ``actions.allow``, else
-    ``SLACK_ACTIONS_ALLOW``. A decision not to post allows nobody: it shows no buttons."""
+    ``SLACK_ACTIONS_ALLOW``. A decision not to post allows nobody: it shows no buttons.
+    ``account`` and ``region``: the job's, for routes that match on them (unknown: ``None``)."""
     fallback = actions_allow()
     if table is None:
         return replace(SINGLE_CHANNEL, actions_allow=fallback)
-    return table.decide(queue, job_name, status, default_allow=fallback)
+    return table.decide(queue, job_name, status, default_allow=fallback, account=account, region=region)
 
 
-def allow_for(queue: str | None, job_name: str | None, status: str | None) -> tuple[str, ...]:
+def allow_for(queue: str | None, job_name: str | None, status: str | None, *, account: str | None = None,
+              region: str | None = None) -> tuple[str, ...]:
     """Who may act on a job of ``queue`` named ``job_name``, for a message of ``status``
     (``FAILED`` for the retry buttons, ``STUCK`` or ``BLOCKED`` for terminate): the IDs the
     job's message would have been posted with, by this container's routing file and settings.
 
     Decided again at click time, so a route changed since the message was posted decides by
     its new rules; a route that no longer posts such messages (dropped, digest-only, another
-    status) allows nobody."""
-    return decide_with_actions(route_table(), queue, job_name, status).actions_allow
+    status) allows nobody. ``account`` and ``region``: the job's (at click time, its ARN's)."""
+    return decide_with_actions(route_table(), queue, job_name, status, account=account, region=region).actions_allow
 
 
 def actions_on() -> bool:

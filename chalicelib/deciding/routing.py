@@ -1,8 +1,10 @@
 """Route each job to the people who own it: a JSON file of ordered routes, first match wins.
 
 A route matches on job queue name, job name (glob patterns, names not ARNs) and status, and
-says where to post (a channel, in bot mode), whom to mention when a job fails, which statuses
-it wants, or that matching jobs are dropped. The last route is the default (no ``match``).
+for a hub of several accounts on the job's account (IDs, or names given by ``ACCOUNT_NAMES``
+or the file's ``accounts``) and region (globs), and says where to post (a channel, in bot
+mode), whom to mention when a job fails, which statuses it wants, or that matching jobs are
+dropped. The last route is the default (no ``match``).
 A route may also say who may retry or terminate its jobs from Slack (``actions.allow``; read
 through chalicelib/deciding/permissions.py, which adds the ``SLACK_ACTIONS_ALLOW`` fallback).
 The format is in the README; ``examples/routes.json`` is a realistic one.
@@ -23,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.config import MAX_STUCK_AFTER_MINUTES, ROUTES, ConfigError, Settings, settings
+from chalicelib.core.config import (
+    ACCOUNT_ID,
+    ACCOUNT_NAMES,
+    MAX_STUCK_AFTER_MINUTES,
+    ROUTES,
+    ConfigError,
+    Settings,
+    parse_account_names,
+    settings,
+)
 from chalicelib.reading.event import JobStateChange
 
 # Statuses a route can name (SCHEDULED is a service job's). BLOCKED stands for queue-blocked events, STUCK for the
@@ -35,7 +46,8 @@ MENTION_STATUSES = ("FAILED", "STUCK")
 _ROUTE_KEYS = {"name", "description", "match", "channel", "mention", "statuses", "drop", "stuck_after_minutes",
                "digest", "group_after", "group_window_minutes", "actions"}
 DIGEST_ONLY = "only"
-_MATCH_KEYS = {"queue", "job", "status"}
+_MATCH_KEYS = {"queue", "job", "status", "account", "region"}
+_TOP_LEVEL_KEYS = {"routes", "description", "accounts"}
 _ACTIONS_KEYS = {"allow"}
 # U/W: users, S: user groups: who may be mentioned, and who may act on a job from Slack (never
 # "here" or "channel": an action is allowed to people, not to whoever is in the channel). Always
@@ -79,6 +91,9 @@ class Route:
     # Who may retry or terminate this route's jobs from Slack. None: no "actions" field, so
     # SLACK_ACTIONS_ALLOW decides; (): nobody, whatever SLACK_ACTIONS_ALLOW says.
     actions_allow: tuple[str, ...] | None = None
+    # The hub: the jobs' accounts (12-digit IDs, names already resolved) and regions (globs).
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
 
     @property
     def wants_digest(self) -> bool:
@@ -86,16 +101,19 @@ class Route:
 
     @property
     def is_default(self) -> bool:
-        return not (self.queues or self.jobs or self.match_statuses)
+        return not (self.queues or self.jobs or self.match_statuses or self.accounts or self.regions)
 
     def covers_queue(self, queue: str) -> bool:
         """Whether jobs of ``queue`` may match, judging by the queue patterns alone."""
         return _any_glob(self.queues, queue)
 
-    def matches(self, queue: str | None, job: str | None, status: str | None) -> bool:
-        """True when every part of ``match`` given in the file accepts the job."""
+    def matches(self, queue: str | None, job: str | None, status: str | None, *, account: str | None = None,
+                region: str | None = None) -> bool:
+        """True when every part of ``match`` given in the file accepts the job. A job whose
+        account or region is not known (``None``) matches no route that names them."""
         return (_any_glob(self.queues, queue) and _any_glob(self.jobs, job)
-                and (not self.match_statuses or status in self.match_statuses))
+                and (not self.match_statuses or status in self.match_statuses)
+                and (not self.accounts or account in self.accounts) and _any_glob(self.regions, region))
 
 
 def _any_glob(patterns: tuple[str, ...], value: str | None) -> bool:
@@ -136,17 +154,22 @@ class RouteTable:
 
     source: str
     routes: tuple[Route, ...]
+    # The accounts' readable names, (ID, name): ACCOUNT_NAMES when set, else the file's "accounts".
+    accounts: tuple[tuple[str, str], ...] = ()
 
-    def route_for(self, queue: str | None, job: str | None, status: str | None) -> Route | None:
+    def route_for(self, queue: str | None, job: str | None, status: str | None, *, account: str | None = None,
+                  region: str | None = None) -> Route | None:
         """The first route that matches; the default route (last) always does."""
-        return next((route for route in self.routes if route.matches(queue, job, status)), None)
+        return next((route for route in self.routes
+                     if route.matches(queue, job, status, account=account, region=region)), None)
 
     def decide(self, queue: str | None, job: str | None, status: str | None, *,
-               default_allow: tuple[str, ...] = ()) -> Decision:
+               default_allow: tuple[str, ...] = (), account: str | None = None, region: str | None = None) -> Decision:
         """First matching route wins; the default route (last) always matches. ``default_allow``
         is who may act on jobs of a route without ``actions`` (SLACK_ACTIONS_ALLOW: use
-        chalicelib/deciding/permissions.py's ``decide_with_actions``, which passes it)."""
-        route = self.route_for(queue, job, status)
+        chalicelib/deciding/permissions.py's ``decide_with_actions``, which passes it). ``account``
+        and ``region``: the job's (the event's), for routes that match on them."""
+        route = self.route_for(queue, job, status, account=account, region=region)
         if route is None:
             return Decision(None, False, "no route matches")  # unreachable with a default route
         if route.drop:
@@ -166,11 +189,18 @@ class RouteTable:
     def sets_channels(self) -> bool:
         return any(route.channel for route in self.routes)
 
+    @property
+    def matches_accounts(self) -> bool:
+        """Whether some route matches on the job's account (the sweep and the digest then ask
+        which account is the app's own: their jobs are all of it)."""
+        return any(route.accounts for route in self.routes)
+
 
 # -- loading and validation ------------------------------------------------------------------
 
-def load_route_table(path: Path) -> RouteTable:
-    """Read and validate a routing file; raise :class:`RoutesError` naming what is wrong."""
+def load_route_table(path: Path, *, account_names: tuple[tuple[str, str], ...] = ()) -> RouteTable:
+    """Read and validate a routing file; raise :class:`RoutesError` naming what is wrong.
+    ``account_names``: ``ACCOUNT_NAMES``, which replaces the file's ``accounts`` when given."""
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_FILE_BYTES + 1)
@@ -183,7 +213,7 @@ def load_route_table(path: Path) -> RouteTable:
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         raise RoutesError(f"{path}: not UTF-8 text (byte {raw[error.start]:#04x} on line {line})") from None
-    return parse_route_table(parse_json(text, source=str(path)), source=str(path))
+    return parse_route_table(parse_json(text, source=str(path)), source=str(path), account_names=account_names)
 
 
 class _Object(dict[str, Any]):
@@ -243,13 +273,17 @@ def _fields_list(names: set[str]) -> str:
     return f"{', '.join(map(repr, rest))} and/or {last!r}" if rest else repr(last)
 
 
-def parse_route_table(data: Any, source: str = "routes") -> RouteTable:
-    """Validate already-parsed routing data (see :func:`load_route_table`)."""
+def parse_route_table(data: Any, source: str = "routes", *,
+                      account_names: tuple[tuple[str, str], ...] = ()) -> RouteTable:
+    """Validate already-parsed routing data (see :func:`load_route_table`). The accounts' names
+    routes may use are ``account_names`` (``ACCOUNT_NAMES``) when given, else the file's ``accounts``
+    (``{"123456789012": "prod"}``): one list or the other, never a mix of both."""
     if isinstance(data, dict):  # first, so a second "routes" is named as such
-        _fields(data, source, "top-level ", {"routes", "description"})
+        _fields(data, source, "top-level ", _TOP_LEVEL_KEYS)
     if not isinstance(data, dict) or not isinstance(data.get("routes"), list) or not data["routes"]:
         raise RoutesError(f'{source}: expected an object {{"routes": [...]}} with at least one route')
-    routes = [_parse_route(raw, i, source) for i, raw in enumerate(data["routes"])]
+    accounts = account_names or _file_accounts(data.get("accounts"), source)
+    routes = [_parse_route(raw, i, source, accounts) for i, raw in enumerate(data["routes"])]
     names = [r.name for r in routes]
     for name in names:
         if names.count(name) > 1:
@@ -260,13 +294,32 @@ def parse_route_table(data: Any, source: str = "routes") -> RouteTable:
                               "the routes after it could never match")
     if not routes[-1].is_default:
         raise RoutesError(f"{source}: the last route ({routes[-1].name!r}) must be the default: give it no 'match'")
-    return RouteTable(source=source, routes=tuple(routes))
+    return RouteTable(source=source, routes=tuple(routes), accounts=accounts)
 
 
-def _parse_route(raw: Any, index: int, source: str) -> Route:
+def _file_accounts(value: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """The file's ``accounts``: an object of account ID to name, checked as ``ACCOUNT_NAMES`` is."""
+    if value is None:
+        return ()
+    where = f"{source}: 'accounts'"
+    if not isinstance(value, dict) or getattr(value, "duplicates", None):
+        raise RoutesError(f"{where} must be an object of 12-digit account IDs to names, each ID once, "
+                          'e.g. {"123456789012": "prod"}')
+    try:
+        return parse_account_names(value.items(), where)
+    except ConfigError as error:
+        raise RoutesError(str(error)) from None
+
+
+def _parse_route(raw: Any, index: int, source: str, names: tuple[tuple[str, str], ...] = ()) -> Route:
     name, where = _route_name(raw, index, source)
     _fields(raw, where, "", _ROUTE_KEYS)
-    queues, jobs, match_statuses = _parse_match(_fields(raw.get("match", {}), where, "'match' ", _MATCH_KEYS), where)
+    match = _fields(raw.get("match", {}), where, "'match' ", _MATCH_KEYS)
+    queues, jobs, match_statuses = _parse_match(match, where)
+    accounts = _accounts(match.get("account"), f"{where}: 'match.account'", names)
+    regions = _strings(match.get("region"), f"{where}: 'match.region'")
+    for pattern in regions:
+        _printable(pattern, f"{where}: 'match.region'")
     drop = raw.get("drop", False)
     if not isinstance(drop, bool):
         raise RoutesError(f"{where}: 'drop' must be true or false")
@@ -284,9 +337,23 @@ def _parse_route(raw: Any, index: int, source: str) -> Route:
     actions_allow = _actions(raw.get("actions"), where) if "actions" in raw else None
     route = Route(name=name, queues=queues, jobs=jobs, match_statuses=match_statuses, channel=channel,
                   mentions=mentions, statuses=statuses, drop=drop, stuck_after_minutes=stuck_after, digest=digest,
-                  group_after=group_after, group_window_minutes=group_window, actions_allow=actions_allow)
+                  group_after=group_after, group_window_minutes=group_window, actions_allow=actions_allow,
+                  accounts=accounts, regions=regions)
     _check_combination(route, where)
     return route
+
+
+def _accounts(value: Any, where: str, names: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """``match.account``: 12-digit IDs or the accounts' names, as IDs (exact: no globs)."""
+    by_name = {name: account for account, name in names}
+    accounts = []
+    for item in _strings(value, where):
+        account = item if ACCOUNT_ID.fullmatch(item) else by_name.get(item)
+        if account is None:
+            raise RoutesError(f"{where}: {item!r} is neither a 12-digit account ID nor an account name given in "
+                              f"{ACCOUNT_NAMES} (or, without it, the file's 'accounts')")
+        accounts.append(account)
+    return tuple(dict.fromkeys(accounts))
 
 
 def _route_name(raw: Any, index: int, source: str) -> tuple[str, str]:
@@ -410,7 +477,7 @@ def configured_route_table(s: Settings) -> RouteTable | None:
     """The routing table named by ``NOTIFY_ROUTES`` (default ``chalicelib/routes.json``),
     validated; ``None`` when the default file does not exist. Raise :class:`ConfigError` when
     the table names channels and Slack is a webhook: the one place that rule is stated."""
-    table = _load_configured(s.env)
+    table = _load_configured(s.env, s.hub.names)
     if table is not None and table.sets_channels and s.slack.mode == "webhook":
         # Every path that posts (notify, the sweep, the digest) reads the table first, so none
         # can send a route's channel to a webhook (which would post to its own channel instead).
@@ -419,7 +486,7 @@ def configured_route_table(s: Settings) -> RouteTable | None:
     return table
 
 
-def _load_configured(env: Mapping[str, str]) -> RouteTable | None:
+def _load_configured(env: Mapping[str, str], account_names: tuple[tuple[str, str], ...]) -> RouteTable | None:
     configured = env.get(ROUTES, "").strip()
     path = Path(configured or DEFAULT_ROUTES)
     if not path.is_absolute():
@@ -428,4 +495,11 @@ def _load_configured(env: Mapping[str, str]) -> RouteTable | None:
         return None
     if not path.exists():
         raise RoutesError(f"{ROUTES}={configured!r}: no such file (looked at {path})")
-    return load_route_table(path)
+    return load_route_table(path, account_names=account_names)
+
+
+def account_names() -> tuple[tuple[str, str], ...]:
+    """The accounts' readable names of this container, (ID, name): ``ACCOUNT_NAMES`` when set, else
+    the routing file's ``accounts`` (the route table's, which holds whichever applies)."""
+    table = route_table()
+    return table.accounts if table is not None else settings().hub.names

@@ -1,7 +1,9 @@
 """``retry_job`` and ``retry_job_more_memory``: submit a failed job again, exactly once.
 
-The click's value is the job ARN (untrusted: checked to be a Batch job ARN of this app's own
-region). The job is read with DescribeJobs (what the message says is not trusted: the route,
+The click's value is the job ARN (untrusted: checked to be a Batch job ARN). The job is acted
+on where it is: Batch of the ARN's region, and of its account: the app's own, or a member
+account of the hub through its member role (core/member_roles.py); an account it cannot reach
+is refused. The job is read with DescribeJobs (what the message says is not trusted: the route,
 the queue and the job name come from Batch), the clicker must be allowed by the job's route
 (deciding/permissions.py ``allow_for``, interactions/permissions.py ``may_act``), the claim
 ``action#<ARN>#retry`` is taken (deciding/action_claims.py), the request is rebuilt
@@ -34,6 +36,7 @@ from chalicelib.core.clients import ClientConfig, client
 from chalicelib.core.config import settings
 from chalicelib.core.errors import BatchNotifyError
 from chalicelib.core.logline import log_line
+from chalicelib.core.member_roles import Reach, another_account, reach
 from chalicelib.core.state_table import ConditionFailed, StateError, StateTable, item_key, now, state_table
 from chalicelib.deciding.action_claims import ActionClaims, Claim
 from chalicelib.deciding.permissions import allow_for
@@ -57,6 +60,8 @@ MESSAGE_LIMIT = 1500  # an ephemeral answer's job-controlled part
 NOT_ALLOWED = "You are not allowed to {what} this job (the route's actions.allow): nothing was done."
 NOT_A_JOB = "This button does not carry an AWS Batch job ARN: nothing was done."
 ELSEWHERE = "This is a job of another account or region this app cannot reach ({where}): nothing was done."
+# The job's account is known to be another one that no member role reaches: the why, in words.
+UNREACHABLE = "This is a job of another account or region this app cannot reach: {why}. Nothing was done."
 NO_TABLE = ("This app has no state table (NOTIFY_STATE_TABLE), which actions need to happen exactly once: "
             "nothing was done.")
 OUT_OF_TIME = "AWS Batch could not be asked in time: nothing was done. Try again."
@@ -97,24 +102,43 @@ def own_region(batch: Any) -> str | None:
     return region if isinstance(region, str) else os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
-def click_batch_client() -> Any:
+def click_batch_client(arn: JobArn | None = None) -> Any:
     """A Batch client whose one attempt, connect and read together, fits the handler's time left,
     so no call is still running when the route answers (on Lambda it would be frozen mid-call).
     The read timeout is rounded down to a quarter second: core/clients.py keeps one client per
-    config, so a few, not one per click."""
+    config, so a few, not one per click. ``arn``: the client of the job's region and account
+    (:func:`job_reach`; raise :class:`Refused` when its account cannot be reached)."""
+    way = job_reach(arn) if arn is not None else None  # first: assuming a role takes some of the time
     left = time_left() - CALL_MARGIN_SECONDS
     connect = min(CONNECT_SECONDS, left / 2)
     read = math.floor((left - connect) * 4) / 4
     if connect <= 0 or read < MIN_CALL_SECONDS:
         raise Refused(OUT_OF_TIME, "out of time")
-    return client("batch", ClientConfig(connect_timeout=round(connect, 2), read_timeout=min(read, 1.0), attempts=1))
+    config = ClientConfig(connect_timeout=round(connect, 2), read_timeout=min(read, 1.0), attempts=1)
+    if arn is None or way is None:
+        return client("batch", config)
+    return client("batch", config, region=arn.region, credentials=way.credentials)
+
+
+def job_reach(arn: JobArn) -> Reach:
+    """How to reach the job's account (core/member_roles.py); raise :class:`Refused` (nothing done)
+    when it is another account no member role reaches, or when ``MEMBER_ROLE_ARN`` is invalid."""
+    try:
+        way = reach(arn.account)
+    except BatchNotifyError as error:  # a bad MEMBER_ROLE_ARN or ACCOUNT_NAMES: named, nothing done
+        raise Refused(f"{safe_mrkdwn(str(error), MESSAGE_LIMIT)}: nothing was done.", "hub misconfigured") from None
+    if way.refusal is not None:
+        raise Refused(UNREACHABLE.format(why=safe_mrkdwn(way.refusal, MESSAGE_LIMIT)), "another account")
+    return way
 
 
 def describe_clicked_job(arn: JobArn, batch: Any, *, doing: str) -> ClickedJob:
-    """DescribeJobs of the clicked job; raise :class:`Refused` for a job of another region or
-    account, one Batch does not know, or a Batch error (``doing``: "retry", "terminate"...)."""
+    """DescribeJobs of the clicked job with ``batch`` (:func:`click_batch_client` of ``arn``); raise
+    :class:`Refused` for a client of another region than the job's, a job of another account
+    that Batch does not know, or a Batch error (``doing``: "retry", "terminate"...)."""
     region = own_region(batch)
     if region and arn.region != region:
+        # Only a client handed in (tests' use_client) can be of another region than it was asked for.
         raise Refused(ELSEWHERE.format(where=f"{arn.account}, {arn.region}"), "another region")
     try:
         jobs = batch.describe_jobs(jobs=[arn.arn]).get("jobs") or []
@@ -122,8 +146,7 @@ def describe_clicked_job(arn: JobArn, batch: Any, *, doing: str) -> ClickedJob:
         raise aws_refusal(error, "batch:DescribeJobs", f"read the job to {doing} it") from None
     job = next((j for j in jobs if isinstance(j, dict) and j.get("jobArn", arn.arn) == arn.arn), None)
     if job is None:
-        if _other_account(arn.account):
-            raise Refused(ELSEWHERE.format(where=f"{arn.account}, {arn.region}"), "another account")
+        _refuse_if_another_account(arn)
         raise Refused("AWS Batch does not know this job any more (it keeps finished jobs for about 7 days): "
                       "nothing was done.", "job not found")
     name, queue = job.get("jobName"), job.get("jobQueue")
@@ -131,14 +154,13 @@ def describe_clicked_job(arn: JobArn, batch: Any, *, doing: str) -> ClickedJob:
                       name if isinstance(name, str) else "", str(job.get("status") or ""))
 
 
-def _other_account(account: str) -> bool:
-    """Whether ``account`` is not the app's own (asked only when DescribeJobs found nothing;
-    sts:GetCallerIdentity needs no permission). Unknown: False."""
-    try:
-        sts = client("sts", ClientConfig(connect_timeout=0.5, read_timeout=0.5, attempts=1))
-        return str(sts.get_caller_identity().get("Account")) != account
-    except Exception:
-        return False
+def _refuse_if_another_account(arn: JobArn) -> None:
+    """DescribeJobs in the app's own account found nothing: when the job's account was not
+    compared (no MEMBER_ROLE_ARN, no context), ask now (sts:GetCallerIdentity, once per container)."""
+    way = reach(arn.account)
+    refusal = another_account(arn.account) if way.kind == "own" and not way.verified else None
+    if refusal is not None:
+        raise Refused(UNREACHABLE.format(why=safe_mrkdwn(refusal, MESSAGE_LIMIT)), "another account")
 
 
 def aws_refusal(error: BaseException, action: str, doing: str) -> Refused:
@@ -163,7 +185,9 @@ def refuse_unless_allowed(click: Click, job: ClickedJob, statuses: Iterable[str]
     for one of ``statuses`` (fails closed on any error)."""
     try:
         slack = Slack(settings().slack).within(time.monotonic() + time_left())
-        allowed = any(may_act(click.user_id, allow_for(job.queue, job.job_name, status), slack)
+        # The route of the job's account and region, from its ARN (Batch answered for that job).
+        allowed = any(may_act(click.user_id, allow_for(job.queue, job.job_name, status, account=job.arn.account,
+                                                       region=job.arn.region), slack)
                       for status in statuses)
     except BatchNotifyError as error:
         log_line(logging.WARNING, warning="could not decide who may act: refused", reason=str(error)[:300])
@@ -206,7 +230,7 @@ def _retry(click: Click, *, more_memory: bool) -> ActionAnswer:
     try:
         arn = job_arn_of(click.action.value)
         table = require_table()
-        job = describe_clicked_job(arn, click_batch_client(), doing="retry")
+        job = describe_clicked_job(arn, click_batch_client(arn), doing="retry")
         refuse_unless_allowed(click, job, ("FAILED",), "retry")
         answer, outcome = _retry_claimed(click, job, table, more_memory)
     except Refused as refused:
@@ -228,9 +252,10 @@ def _retry_claimed(click: Click, job: ClickedJob, table: StateTable, more_memory
         raise Refused(already(claim), "already retried" if claim.state == "done" else "being retried")
     try:
         request = resubmit_request(job.description, original_job_id=job.arn.job_id, more_memory=more_memory,
-                                   region=job.arn.region)
-        # A client whose timeouts fit what is left now (DescribeJobs took some), or no call at all.
-        batch = click_batch_client()
+                                   account=job.arn.account, region=job.arn.region)
+        # A client whose timeouts fit what is left now (DescribeJobs took some), or no call at all;
+        # in the job's account and region (the member role's credentials are kept: no second AssumeRole).
+        batch = click_batch_client(job.arn)
     except CannotResubmit as error:
         claims.release(claim)
         raise Refused(f"This job cannot be retried: {safe_mrkdwn(str(error), MESSAGE_LIMIT)}. Nothing was done.",

@@ -1,6 +1,7 @@
 """``terminate_job``: TerminateJob on a job from a stuck report or a queue-blocked warning, once.
 
-As a retry (interactions/retry.py): the ARN checked, the job read with DescribeJobs, the clicker
+As a retry (interactions/retry.py): the ARN checked, the job read with DescribeJobs in its
+account and region (a member account's through its member role), the clicker
 allowed by the job's route (the route of a stuck report or of a blocked warning: both show the
 button), the claim ``action#<ARN>#terminate`` taken, then TerminateJob with a reason naming the
 Slack user. A job already finished is not terminated (nothing to stop).
@@ -50,7 +51,7 @@ def terminate_job(click: Click) -> ActionAnswer:
     try:
         arn = job_arn_of(click.action.value)
         table = require_table()
-        job = describe_clicked_job(arn, click_batch_client(), doing="terminate")
+        job = describe_clicked_job(arn, click_batch_client(arn), doing="terminate")
         refuse_unless_allowed(click, job, ("STUCK", "BLOCKED"), "terminate")
         if job.status in FINAL_STATUSES:
             raise Refused(f"This job already finished ({safe_mrkdwn(job.status, 20)}): nothing to terminate.",
@@ -70,7 +71,7 @@ def _terminate_claimed(click: Click, job: ClickedJob, table: StateTable) -> Acti
         raise Refused(already(claim), "already terminated" if claim.state == "done" else "being terminated")
     reason = terminate_reason(click)
     try:
-        batch = click_batch_client()  # timeouts that fit what is left now, or no call at all
+        batch = click_batch_client(job.arn)  # the job's account and region; timeouts that fit what is left now
         batch.terminate_job(jobId=job.arn.arn, reason=reason)
     except Refused:
         claims.release(claim)

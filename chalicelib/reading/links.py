@@ -14,9 +14,10 @@ from urllib.parse import quote
 # LogLocation and the defaults are the event's reading of where a job logs; here as before.
 from chalicelib.reading.event import AWSLOGS_DRIVER, DEFAULT_LOG_GROUP, ContainerView, JobStateChange, LogLocation
 
-__all__ = ["AWSLOGS_DRIVER", "DEFAULT_LOG_GROUP", "JobLinks", "LogLink", "LogLocation", "batch_job_url",
-           "cloudwatch_logs_url", "console_domain", "job_links", "job_log_links", "job_log_url", "log_location",
-           "missing_log_link_reason"]
+__all__ = ["AWSLOGS_DRIVER", "DEFAULT_LOG_GROUP", "SAGEMAKER_TRAINING_LOG_GROUP", "JobLinks", "LogLink",
+           "LogLocation", "batch_job_url", "batch_service_job_url", "cloudwatch_logs_url", "console_domain",
+           "job_links", "job_log_links", "job_log_url", "log_location", "missing_log_link_reason",
+           "sagemaker_training_job_url", "training_job_logs_url"]
 
 # A region is part of the link's host name: accept only what a real region looks like, so
 # a forged event cannot point a button at another host. Always fullmatch: with match and
@@ -160,3 +161,42 @@ def _missing_log_link_reason(job: JobStateChange) -> str:
             return "No log stream: the event names none."
         return "No log stream: the job did not start a container."
     return "No CloudWatch Logs link: the event's region is not one the console knows."
+
+
+# -- service jobs (SageMaker training through AWS Batch) ------------------------------------------
+# Where SageMaker AI writes a training job's logs; each instance's stream is
+# "<training job name>/algo-<N>-<epoch>", so the group filtered by "<name>/" shows them all.
+SAGEMAKER_TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# The Batch console's page of a service job. Inferred, not found in AWS's documentation: the one
+# place to correct should the console route differently.
+SERVICE_JOB_PAGE = "service-jobs/detail/"
+# SageMaker's rule for a training job name; a service job id is a UUID (Batch's ids are at most 128).
+_TRAINING_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_SERVICE_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def batch_service_job_url(region: str | None, job_id: str | None) -> str | None:
+    """Console URL of a service job's page in AWS Batch; ``None`` for a region or id not shaped like one."""
+    home = _console_home(region, "batch")
+    if home is None or job_id is None or not _SERVICE_JOB_ID.fullmatch(job_id):
+        return None
+    return f"{home}#{SERVICE_JOB_PAGE}{job_id}"
+
+
+def sagemaker_training_job_url(region: str | None, name: str | None) -> str | None:
+    """Console URL of a SageMaker training job; ``None`` for a region or name not shaped like one."""
+    home = _console_home(region, "sagemaker")
+    if home is None or name is None or not _TRAINING_JOB_NAME.fullmatch(name):
+        return None
+    return f"{home}#/jobs/{name}"
+
+
+def training_job_logs_url(region: str | None, name: str | None) -> str | None:
+    """Console URL of ``/aws/sagemaker/TrainingJobs`` filtered to the training job's streams
+    (prefix ``<name>/``); ``None`` for a region or name not shaped like one."""
+    home = _console_home(region, "cloudwatch")
+    if home is None or name is None or not _TRAINING_JOB_NAME.fullmatch(name):
+        return None
+    # The console writes the filter's "?" and "=" encoded once ($3F, $3D), its value twice like the group.
+    return (f"{home}#logsV2:log-groups/log-group/{_console_fragment(SAGEMAKER_TRAINING_LOG_GROUP)}"
+            f"$3FlogStreamNameFilter$3D{_console_fragment(name + '/')}")

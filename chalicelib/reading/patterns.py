@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.reading.event import BATCH_SOURCE, JOB_QUEUE_BLOCKED, JOB_STATE_CHANGE
+from chalicelib.reading.event import (
+    BATCH_SOURCE,
+    JOB_QUEUE_BLOCKED,
+    JOB_STATE_CHANGE,
+    SERVICE_JOB_QUEUE_BLOCKED,
+    SERVICE_JOB_STATE_CHANGE,
+)
 
 # Array children carry arrayProperties.index (0 included); parents and plain jobs don't.
 # ("exists" works on leaf fields only, hence index rather than arrayProperties.)
@@ -38,6 +44,28 @@ def job_state_pattern(*statuses: str, children: bool = False, **detail: Any) -> 
 def queue_blocked_pattern(**detail: Any) -> dict[str, Any]:
     """Pattern for "Batch Job Queue Blocked" events (a RUNNABLE job blocks its queue)."""
     pattern: dict[str, Any] = {"source": [BATCH_SOURCE], "detail-type": [JOB_QUEUE_BLOCKED]}
+    if detail:
+        pattern["detail"] = dict(detail)
+    return pattern
+
+
+def service_job_state_pattern(*statuses: str, **detail: Any) -> dict[str, Any]:
+    """Pattern for "Batch Service Job State Change" events (SageMaker training jobs run through
+    AWS Batch) to any of ``statuses`` (``SCHEDULED`` included).
+
+    Service jobs have no array children or node jobs, so nothing is left out. Extra keyword
+    arguments are added to the ``detail`` part, as in :func:`job_state_pattern`.
+    """
+    if not statuses:
+        raise ValueError("name at least one service job status, e.g. service_job_state_pattern('FAILED')")
+    filters: dict[str, Any] = {"status": list(statuses)}
+    filters.update(detail)
+    return {"source": [BATCH_SOURCE], "detail-type": [SERVICE_JOB_STATE_CHANGE], "detail": filters}
+
+
+def service_job_queue_blocked_pattern(**detail: Any) -> dict[str, Any]:
+    """Pattern for "Batch Service Job Queue Blocked" events (a RUNNABLE service job blocks its queue)."""
+    pattern: dict[str, Any] = {"source": [BATCH_SOURCE], "detail-type": [SERVICE_JOB_QUEUE_BLOCKED]}
     if detail:
         pattern["detail"] = dict(detail)
     return pattern

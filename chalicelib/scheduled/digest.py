@@ -46,6 +46,7 @@ from chalicelib.composing.mrkdwn import (
     safe_plain,
 )
 from chalicelib.core.config import ScheduledSettings, scheduled_settings
+from chalicelib.core.member_roles import own_account
 from chalicelib.deciding.routing import Route, RouteTable
 from chalicelib.deciding.snoozes import mark_reported, snoozed_counts
 from chalicelib.delivering.slack import Delivery
@@ -121,11 +122,13 @@ def in_window(job: JobSummary, start: datetime, end: datetime) -> str | None:
 
 
 def plan_digests(listings: Iterable[JobListing], end: datetime, table: RouteTable | None,
-                 problems: Mapping[str, str] | None = None) -> list[Digest]:
+                 problems: Mapping[str, str] | None = None, *, account: str | None = None,
+                 region: str | None = None) -> list[Digest]:
     """One digest per route that wants one (in the file's order), or one for everything without a table.
 
     ``problems`` maps a queue that could not be listed (or was cut short) to why; each digest
-    whose route may cover that queue says so.
+    whose route may cover that queue says so. ``account`` and ``region``: the listed jobs' (the
+    app's own), for routes that match on them.
     """
     start = end - DIGEST_WINDOW
     problems = problems or {}
@@ -145,7 +148,7 @@ def plan_digests(listings: Iterable[JobListing], end: datetime, table: RouteTabl
             seen.add(identity)
             key: str | None = None
             if table is not None:
-                route = table.route_for(listing.queue, job.name, job.status)
+                route = table.route_for(listing.queue, job.name, job.status, account=account, region=region)
                 if route is None or route.name not in finished:
                     continue
                 key = route.name
@@ -290,13 +293,15 @@ def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
 
 # -- posting (AWS and Slack) ----------------------------------------------------------------
 
-def _with_snoozes(digest: Digest, table: RouteTable | None) -> Digest:
+def _with_snoozes(digest: Digest, table: RouteTable | None, *, account: str | None = None,
+                  region: str | None = None) -> Digest:
     """The digest with the snoozed events of its route (of every queue without a routing file)
     counted that no digest showed yet (none without a state table)."""
     counts = snoozed_counts()
 
     def ours(queue: str, name: str) -> bool:
-        return table is None or table.decide(queue, name, "FAILED").route == digest.route
+        return (table is None
+                or table.decide(queue, name, "FAILED", account=account, region=region).route == digest.route)
 
     found = tuple(sorted((queue, name, count) for (queue, name), count in counts.items()
                          if count and ours(queue, name)))
@@ -354,7 +359,10 @@ class DailyDigest:
 
     def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
              table: RouteTable | None, region: str | None) -> Plan:
-        digests = [_with_snoozes(digest, table) for digest in plan_digests(listings, at, table, problems)]
+        # The digest lists the app's own account's jobs: its account is asked only when a route matches on one.
+        account = own_account() if table is not None and table.matches_accounts else None
+        digests = [_with_snoozes(digest, table, account=account, region=region)
+                   for digest in plan_digests(listings, at, table, problems, account=account, region=region)]
         posts = [ScheduledPost({"digest": "daily", "route": digest.route, "finished": len(digest.finished),
                                 "unfinished": len(digest.unfinished)}, partial(build_digest_message, digest, region),
                                digest.channel, partial(_reported, digest) if digest.snoozed else None)

@@ -55,6 +55,7 @@ from chalicelib.composing.mrkdwn import (
     safe_plain,
 )
 from chalicelib.core.config import ScheduledSettings, scheduled_settings, slack_settings
+from chalicelib.core.member_roles import own_account
 from chalicelib.core.state_table import state_table
 from chalicelib.deciding.acks import acknowledged
 from chalicelib.deciding.conversations import conversation_mode
@@ -164,13 +165,15 @@ def route_may_post_stuck(route: Route) -> bool:
 
 
 def plan_sweep(listings: Iterable[JobListing], at: datetime, window: timedelta, default_threshold: timedelta,
-               table: RouteTable | None, problems: Mapping[str, str] | None = None) -> SweepPlan:
+               table: RouteTable | None, problems: Mapping[str, str] | None = None, *,
+               account: str | None = None, region: str | None = None) -> SweepPlan:
     """Which jobs to report, grouped into one report per queue and route.
 
     ``at`` is the sweep's (grid) time and ``window`` its interval. A job's threshold is its
     route's ``stuck_after_minutes`` (the route that would post its STUCK report), else
     ``default_threshold``. Without a routing ``table`` everything goes to the single channel.
-    ``problems`` maps a queue not listed in full to why; its reports say so.
+    ``problems`` maps a queue not listed in full to why; its reports say so. ``account`` and
+    ``region``: the listed jobs' (the app's own), for routes that match on them.
     """
     plan = SweepPlan()
     groups: dict[tuple[str, str | None], _Group] = {}
@@ -179,11 +182,11 @@ def plan_sweep(listings: Iterable[JobListing], at: datetime, window: timedelta, 
         if age is None:
             continue
         plan.waiting += 1
-        threshold = _threshold(table, queue, job, default_threshold)
+        threshold = _threshold(table, queue, job, default_threshold, account, region)
         if age < threshold:
             continue
         plan.over_threshold += 1
-        decision = decide_with_actions(table, queue, job.name, STUCK)
+        decision = decide_with_actions(table, queue, job.name, STUCK, account=account, region=region)
         if not decision.post:
             plan.skipped[decision.reason] = plan.skipped.get(decision.reason, 0) + 1
             continue
@@ -212,8 +215,9 @@ def _waiting_jobs(listings: Iterable[JobListing]) -> Iterator[tuple[str, JobSumm
             yield listing.queue, job
 
 
-def _threshold(table: RouteTable | None, queue: str, job: JobSummary, default: timedelta) -> timedelta:
-    route = table.route_for(queue, job.name, STUCK) if table is not None else None
+def _threshold(table: RouteTable | None, queue: str, job: JobSummary, default: timedelta, account: str | None,
+               region: str | None) -> timedelta:
+    route = table.route_for(queue, job.name, STUCK, account=account, region=region) if table is not None else None
     minutes = route.stuck_after_minutes if route is not None else None
     return timedelta(minutes=minutes) if minutes else default
 
@@ -340,7 +344,10 @@ class StuckSweep:
     def plan(self, listings: Sequence[JobListing], problems: Mapping[str, str], at: datetime,
              table: RouteTable | None, region: str | None) -> Plan:
         threshold = timedelta(minutes=self.settings.stuck_after_minutes)
-        sweep = plan_sweep(listings, at, self.window, threshold, table, problems)
+        # The sweep lists the app's own account's jobs: which account that is is asked (STS, once
+        # per container) only when a route matches on accounts.
+        account = own_account() if table is not None and table.matches_accounts else None
+        sweep = plan_sweep(listings, at, self.window, threshold, table, problems, account=account, region=region)
         sweep.reports[:] = [report for report in map(_heeding_clicks, sweep.reports) if report.jobs]
         remember = conversation_mode().on
         posts = [ScheduledPost({"sweep": "stuck", "queue": report.queue, "route": report.route,
