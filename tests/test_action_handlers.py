@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,7 +32,7 @@ from chalicelib.deciding.resubmit import RETRY_OF_TAG
 from chalicelib.deciding.snoozes import count_skip, snoozed, snoozed_counts
 from chalicelib.interactions import endpoint
 from chalicelib.interactions.endpoint import Registry, answer_click
-from chalicelib.interactions.handlers import HANDLERS, register_all
+from chalicelib.interactions.handlers import HANDLERS, answer_with_built_ins, register_all
 from tests.conftest import TEST_CHANNEL
 from tests.state_fixtures import STATE_TABLE, Serialized, create_state_table
 from tests.test_resubmit import carried
@@ -144,12 +147,35 @@ def world(bot: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
         os.environ = environ  # noqa: B003 (the same object, put back: not a new environment)
 
 
-def test_every_action_id_has_a_handler() -> None:
-    import app  # noqa: F401  (app.py registers them on the app's registry)
-
+def test_every_action_id_has_a_handler_once_the_route_answers_its_first_click() -> None:
     assert set(HANDLERS) == {"retry_job", "retry_job_more_memory", "terminate_job", "acknowledge", "snooze",
                              "unsnooze"}
-    assert all(endpoint.actions.handler(action_id) is handler for action_id, handler in HANDLERS.items())
+    registry = endpoint.Registry()
+    assert registry.handler("retry_job") is None
+    answer_with_built_ins(None, registry)  # no request: refused, but the handlers are in place
+    assert all(registry.handler(action_id) is handler for action_id, handler in HANDLERS.items())
+
+
+def test_a_forks_own_handler_for_a_built_in_action_id_is_kept() -> None:
+    registry = endpoint.Registry()
+
+    def own(click: Any) -> Any:
+        raise AssertionError("not called here")
+
+    registry.register("acknowledge", own)
+    answer_with_built_ins(None, registry)
+    assert registry.handler("acknowledge") is own and registry.handler("retry_job") is HANDLERS["retry_job"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_importing_the_app_loads_no_click_code() -> None:
+    # Event handlers' cold starts must not pay for the click route's modules.
+    program = ("import sys, app; print(sorted(m for m in sys.modules if m.startswith(("
+               "'chalicelib.interactions', 'chalicelib.scheduled', 'boto3', 'botocore'))))")
+    result = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_a_retry_submits_the_job_again_as_it_ran_and_replaces_the_message(
