@@ -84,6 +84,63 @@ def lambda_like_dir(tmp: Path) -> Path:
     return task
 
 
+FLOOR = ROOT / "bench" / "floor"
+FLOOR_TARGET = 0.70  # issue 14: the local stage, as on Lambda, at most 0.7x the floor
+
+
+def packaged_dir(project: Path, tmp: Path, name: str, *, precompiled: bool = False) -> Path:
+    """``project`` as ``chalice package`` zips it (local stage), unpacked as Lambda's /var/task;
+    with ``precompiled``, after tools/precompile.py."""
+    import shutil
+
+    from tests.chalice_cli import package
+    from tools.precompile import precompile_package
+
+    copy = tmp / f"{name}-project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".venv", ".git", ".hypothesis", "__pycache__",
+                                                                  ".pytest_cache", "tests", "bench", "tools"))
+    out = package(copy, tmp / f"{name}-package", stage="local")
+    if precompiled:
+        precompile_package(out)
+    task = tmp / f"{name}-task"
+    with zipfile.ZipFile(out / "deployment.zip") as archive:
+        archive.extractall(task)
+    return task
+
+
+def floor_comparison(repeat: int, slack: SlackStandIn, tmp: Path, env: dict[str, str]) -> dict[str, float]:
+    """Median wall time, as on Lambda, of the floor (bench/floor: ~20 lines of Chalice + slack-sdk
+    doing the same work) and of batch-notify without and with shipped bytecode, each importing
+    its app and handling one FAILED event with a post; interleaved."""
+    dirs = {"floor (bench/floor), no bytecode": packaged_dir(FLOOR, tmp, "floor"),
+            "batch-notify, no bytecode": packaged_dir(ROOT, tmp, "plain"),
+            "batch-notify, tools/precompile.py": packaged_dir(ROOT, tmp, "pre", precompiled=True)}
+    samples: dict[str, list[float]] = {name: [] for name in dirs}
+    posted = len(slack.messages)
+    for round_ in range(repeat + 1):  # the first round warms the OS file cache, untimed
+        for name, task in dirs.items():
+            lambda_env = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(task)}
+            elapsed = run_once(HANDLE_ONE, cwd=task, env=lambda_env, flags=["-S", "-B"])
+            if round_:
+                samples[name].append(elapsed)
+    if len(slack.messages) != posted + (repeat + 1) * len(dirs):
+        raise SystemExit("a program of the floor comparison did not post its message")
+    sizes = {name: (task.parent / task.name.replace("-task", "-package") / "deployment.zip").stat().st_size
+             for name, task in dirs.items()}
+    medians = {name: median(values) for name, values in samples.items()}
+    floor = medians["floor (bench/floor), no bytecode"]
+    print(f"As on Lambda (local stage, zip unpacked, -S -B), median of {repeat}: "
+          "import + handle 1 FAILED event + post\n")
+    print(table(["program", "wall ms", "vs floor", "zip KB"],
+                [[name, f"{value * 1000:.0f}", f"{value / floor:.2f}x", f"{sizes[name] / 1024:.0f}"]
+                 for name, value in medians.items()]))
+    ratio = medians["batch-notify, tools/precompile.py"] / floor
+    print(f"\nbatch-notify precompiled = {ratio:.2f}x the floor (target <= {FLOOR_TARGET:.2f}x): "
+          f"{'met' if ratio <= FLOOR_TARGET else 'NOT met'}; zip "
+          f"{sizes['batch-notify, tools/precompile.py'] / 1024:.0f} KB (target <= 1024 KB)\n")
+    return medians
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=11)
@@ -104,6 +161,7 @@ def main() -> None:
         venv_programs[DEV_STAGE] = (HANDLE_ONE, True, dev_env)
         results["venv"] = measure(args.repeat, venv_programs, cwd=ROOT, flags=[], slack=slack)
         if not args.skip_lambda_like:
+            floor_comparison(args.repeat, slack, Path(tmp), env)
             task = lambda_like_dir(Path(tmp))
             # -S: no site-packages (only the zip's contents, like /var/task); -B and the
             # variable: no bytecode cache written, so each run compiles, as on Lambda.
