@@ -97,11 +97,20 @@ def _diagnosis_text(job: JobStateChange, diagnoses: Sequence[Diagnosis] | None) 
 def _attempt_sections(job: JobStateChange) -> tuple[str, ...]:
     """The history's text, one section's worth each: a title, then one line per attempt."""
     attempts = job.attempts
-    if len(attempts) < 2:
+    return attempt_history([_attempt_line(job, number, attempts[number - 1])
+                            for number in shown_attempts(len(attempts))], len(attempts))
+
+
+def shown_attempts(total: int) -> range:
+    """The numbers (from 1) of the attempts a history shows: the last 10; none for fewer than two."""
+    return range(max(1, total - MAX_ATTEMPTS_SHOWN + 1), total + 1) if total >= 2 else range(0)
+
+
+def attempt_history(lines: Sequence[str], total: int) -> tuple[str, ...]:
+    """An attempt history's sections: its title, then ``lines`` (one per shown attempt of ``total``)."""
+    if not lines:
         return ()
-    first = max(1, len(attempts) - MAX_ATTEMPTS_SHOWN + 1)
-    lines = [_attempt_line(job, number, attempts[number - 1]) for number in range(first, len(attempts) + 1)]
-    title = "*Attempt history*" if first == 1 else f"*Attempt history* (last {len(lines)} of {len(attempts)})"
+    title = "*Attempt history*" if len(lines) == total else f"*Attempt history* (last {len(lines)} of {total})"
     sections, text = [], title
     for line in lines:
         # Ten attempts with long links can outgrow one section: continue in another.

@@ -26,7 +26,8 @@ from chalicelib.composing.failure_message import (
     ATTEMPT_TEXT_LIMIT,
     ATTEMPT_URL_LIMIT,
     DIAGNOSIS_EMOJI,
-    MAX_ATTEMPTS_SHOWN,
+    attempt_history,
+    shown_attempts,
 )
 from chalicelib.composing.messages import (
     UNKNOWN,
@@ -208,20 +209,8 @@ def _attempt_line(job: ServiceJobStateChange, number: int, attempt: ServiceAttem
 def service_attempt_sections(job: ServiceJobStateChange) -> tuple[str, ...]:
     """The attempt history (two attempts or more), one section's worth each, the last 10 at most."""
     attempts = job.service_attempts
-    if len(attempts) < 2:
-        return ()
-    first = max(1, len(attempts) - MAX_ATTEMPTS_SHOWN + 1)
-    lines = [_attempt_line(job, n, attempts[n - 1]) for n in range(first, len(attempts) + 1)]
-    title = "*Attempt history*" if first == 1 else f"*Attempt history* (last {len(lines)} of {len(attempts)})"
-    sections, text = [], title
-    for line in lines:
-        if len(text) + 1 + len(line) > SECTION_TEXT_LIMIT:
-            sections.append(text)
-            text = line
-        else:
-            text += "\n" + line
-    sections.append(text)
-    return tuple(sections)
+    return attempt_history([_attempt_line(job, n, attempts[n - 1]) for n in shown_attempts(len(attempts))],
+                           len(attempts))
 
 
 @dataclass(frozen=True)
