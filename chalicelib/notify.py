@@ -17,7 +17,7 @@ import reprlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.composing.account_label import with_account_label
 from chalicelib.composing.action_buttons import offer_for, with_action_buttons
@@ -27,17 +27,16 @@ from chalicelib.core.deadline import invocation_deadline
 from chalicelib.core.logline import log_line
 from chalicelib.core.state_table import StateError, state_table
 from chalicelib.deciding import dedup
-from chalicelib.deciding.acks import acknowledged
 from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.permissions import actions_on, decide_with_actions
 from chalicelib.deciding.routing import Decision, account_names, route_table, routing_status
 from chalicelib.deciding.snoozes import Snooze, count_skip, describe_snooze, snoozed
-from chalicelib.deciding.storms import grouping_for
-from chalicelib.delivering.conversation import Conversation, Conversed, converse
 from chalicelib.delivering.pacing import configured_intervals, table_pacer
 from chalicelib.delivering.slack import DeliveryReceipt, Slack, deliver
-from chalicelib.reading.event import JOB_STATE_CHANGE, JobStateChange, NotAJobStateChange, raw_event
-from chalicelib.reading.service_event import SERVICE_KINDS, ServiceJobStateChange
+from chalicelib.reading.event import JOB_STATE_CHANGE, SERVICE_KINDS, JobStateChange, NotAJobStateChange, raw_event
+
+if TYPE_CHECKING:
+    from chalicelib.delivering.conversation import Conversed
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
 Outcome = Literal["posted", "skipped"]
@@ -88,8 +87,13 @@ def notify(event: Any, build: MessageBuilder, detail_type: str = JOB_STATE_CHANG
 def parse(raw: Any, detail_type: str = JOB_STATE_CHANGE) -> JobStateChange:
     """The event's typed view; raise :class:`NotAJobStateChange` for another kind of event or a
     broken envelope. Missing ``detail`` fields only warn: the message goes out with what is there."""
-    # Each kind of Batch event has its view: service jobs (SageMaker training) their own.
-    view = ServiceJobStateChange if detail_type in SERVICE_KINDS else JobStateChange
+    # Each kind of Batch event has its view: service jobs (SageMaker training) their own, loaded
+    # only by the functions of the service job handlers.
+    view = JobStateChange
+    if detail_type in SERVICE_KINDS:
+        from chalicelib.reading.service_event import ServiceJobStateChange
+
+        view = ServiceJobStateChange
     job = view.from_event(raw, detail_type)
     missing = job.missing_fields()
     if missing:
@@ -139,6 +143,12 @@ def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float)
 def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Decision, claim: dedup.Claim,
                       deadline: float) -> Conversed:
     """The event in its job's conversation; when that fails, free the claim so Lambda's retry can, and raise."""
+    # Imported here: only a bot token with the state table converses, so the webhook stage's
+    # cold start skips the conversation, storm and acknowledgement modules.
+    from chalicelib.deciding.acks import acknowledged
+    from chalicelib.deciding.storms import grouping_for
+    from chalicelib.delivering.conversation import Conversation, converse
+
     slack = slack_settings()
     table = state_table()
     assert table is not None  # conversation_mode() is on only with a table

@@ -29,8 +29,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _FIXED_DATE = (2020, 1, 1, 0, 0, 0)
 
@@ -60,10 +61,12 @@ def pyc_name(source: str) -> str:
 
 
 def _without_docstrings(tree: ast.Module) -> ast.Module:
-    """``tree`` without its docstrings (a third of the bytecode; nothing reads them at run time).
-    Unlike ``-OO``, asserts stay, and the line numbers in tracebacks stay true."""
+    """``tree`` without its modules' and functions' docstrings (a third of the bytecode; nothing
+    reads them at run time). Unlike ``-OO``, asserts stay, and the line numbers in tracebacks stay
+    true. Classes keep theirs: ``@dataclass`` computes a signature for a class without one, which
+    costs more at import than the docstring does."""
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
@@ -72,12 +75,36 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 
 
 def compiled(source: bytes, path: str) -> bytes:
-    """The unchecked-hash .pyc of ``source``, docstrings left out."""
+    """The unchecked-hash .pyc of ``source``, docstrings left out (column positions too when this
+    interpreter runs with ``-X no_debug_ranges``, as :func:`compile_sources` runs it)."""
     from importlib import _bootstrap_external  # the one place CPython builds a hash-based pyc
 
     code = compile(_without_docstrings(ast.parse(source, path)), path, "exec", dont_inherit=True)
     return bytes(_bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
         code, importlib.util.source_hash(source), checked=False))
+
+
+def compile_sources(task: Path, names: Iterable[str]) -> dict[str, bytes]:
+    """The .pyc of each of ``names`` (paths under ``task``), compiled in a child interpreter
+    started with ``-X no_debug_ranges``: the code keeps its line numbers but not the column
+    positions that only draw a traceback's ``^^^`` markers, which are a third of the bytecode."""
+    wanted = sorted(names)
+    with tempfile.TemporaryDirectory() as into:
+        result = subprocess.run([sys.executable, "-X", "no_debug_ranges", "-S", "-B", __file__,
+                                 "--compile-into", into, str(task), *wanted],
+                                env={"PATH": os.environ.get("PATH", "")}, capture_output=True, text=True,
+                                timeout=300, check=False)
+        if result.returncode != 0:
+            raise PrecompileError(f"compiling the package's modules failed:\n{result.stderr[-2000:]}")
+        return {name: (Path(into) / pyc_name(name)).read_bytes() for name in wanted}
+
+
+def _compile_into(into: Path, task: Path, names: list[str]) -> None:
+    """The child's side of :func:`compile_sources`: write each pyc under ``into``."""
+    for name in names:
+        target = into / pyc_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(compiled((task / name).read_bytes(), name))
 
 
 # Run from the unpacked zip only (-S: no site-packages; -B: writes nothing): prints the files,
@@ -95,42 +122,110 @@ for module in list(sys.modules.values()):
 """
 
 
-def imported_sources(zip_path: Path) -> set[str]:
-    """The zip's ``.py`` files that importing the app and every chalicelib module loads."""
-    with tempfile.TemporaryDirectory() as task:
-        with zipfile.ZipFile(zip_path) as archive:
-            archive.extractall(task)
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": task, "PYTHONDONTWRITEBYTECODE": "1"}
-        result = subprocess.run([sys.executable, "-S", "-B", "-c", _IMPORTED, task], cwd=task, env=env,
-                                capture_output=True, text=True, timeout=120, check=False)
+# The packages Lambda's Python runtime provides beside /var/task: importable there, not in the zip.
+RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"})
+# Packages whose modules are tried one by one; a module that cannot be imported from the package
+# (a dependency of its own is missing: slack_sdk's asyncio clients need aiohttp, its Socket Mode
+# adapters websockets) is dropped from the zip. Only these: importing every module of an unknown
+# package could run code with side effects.
+PRUNED_PACKAGES = ("slack_sdk", "slack")
+
+# Run from the unpacked zip only (-S -B): prints each module of the given packages whose import
+# raises ModuleNotFoundError for a top-level package that neither the zip nor the runtime holds;
+# any other failure keeps the module (Lambda's runtime may have what it needs).
+_UNIMPORTABLE = """
+import importlib, os, pkgutil, sys, warnings
+warnings.simplefilter("ignore")  # slack's deprecation notices
+root, runtime = os.path.abspath(sys.argv[1]), set(sys.argv[2].split(","))
+def missing(error):
+    top = (error.name or "").partition(".")[0]
+    return bool(top) and top not in runtime and not os.path.exists(os.path.join(root, top))
+def tried(name):
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if missing(error):
+            print(name)
+        return False
+    except Exception:  # broken some other way, or needing what the runtime has: kept as it is
+        return False
+    return True
+for top in sys.argv[3:]:
+    if not os.path.isdir(os.path.join(root, top)) or not tried(top):
+        continue
+    for found in pkgutil.walk_packages(importlib.import_module(top).__path__, top + ".", onerror=lambda _: None):
+        if found.name.rpartition(".")[2] != "__main__":  # never run a package's command line
+            tried(found.name)
+"""
+
+
+def unimportable_modules(task: Path, packages: Iterable[str] = PRUNED_PACKAGES) -> set[str]:
+    """The modules of ``packages`` under ``task`` (the unpacked zip) that cannot be imported on
+    Lambda: each raises ModuleNotFoundError for a package neither the zip nor the runtime has."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run([sys.executable, "-S", "-B", "-c", _UNIMPORTABLE, str(task),
+                             ",".join(sorted(RUNTIME_PACKAGES)), *packages],
+                            cwd=task, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        raise PrecompileError(f"trying the package's modules failed:\n{result.stderr[-2000:]}")
+    return set(result.stdout.split())
+
+
+def module_files(name: str, names: Iterable[str]) -> set[str]:
+    """The zip entries of module ``name``: its ``.py``, or its whole package directory."""
+    path = name.replace(".", "/")
+    return {entry for entry in names if entry == f"{path}.py" or entry.startswith(f"{path}/")}
+
+
+def imported_sources(task: Path) -> set[str]:
+    """The ``.py`` files under ``task`` (the unpacked zip) that importing the app and every
+    chalicelib module loads."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run([sys.executable, "-S", "-B", "-c", _IMPORTED, str(task)], cwd=task, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
         raise PrecompileError(f"importing the packaged app failed:\n{result.stderr[-2000:]}")
     return set(result.stdout.split())
 
 
-def precompile_zip(zip_path: Path) -> tuple[int, int]:
-    """Add bytecode for the modules the app imports from ``zip_path`` (rewritten in place); returns
-    (modules compiled, new size in bytes)."""
-    wanted = imported_sources(zip_path)
-    count = 0
+class Precompiled(NamedTuple):
+    """What :func:`precompile_zip` did."""
+
+    compiled: int  # modules given bytecode
+    dropped: int  # files of modules that cannot be imported on Lambda, left out
+    size: int  # the new zip's size in bytes
+
+
+def precompile_zip(zip_path: Path) -> Precompiled:
+    """Add bytecode for the modules the app imports from ``zip_path``, and leave out the modules
+    that cannot be imported there (:func:`unimportable_modules`); the zip is rewritten in place."""
+    with tempfile.TemporaryDirectory() as task:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = set(archive.namelist())
+            archive.extractall(task)
+        imported = imported_sources(Path(task))
+        bytecode = compile_sources(Path(task), {name for name in imported if pyc_name(name) not in names})
+        dropped = {entry for module in unimportable_modules(Path(task)) for entry in module_files(module, names)}
+    if dropped & imported:  # the app imported it, so it can be imported: never drop such a file
+        raise PrecompileError(f"would drop modules the app imports: {', '.join(sorted(dropped & imported))}")
+    mode = zip_path.stat().st_mode & 0o777
     with tempfile.NamedTemporaryFile(dir=zip_path.parent, delete=False, suffix=".zip") as tmp, \
             zipfile.ZipFile(zip_path) as old, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as new:
-        names = set(old.namelist())
         for info in old.infolist():
-            data = old.read(info)
-            new.writestr(info, data)
-            if info.filename not in wanted or pyc_name(info.filename) in names:
+            if info.filename in dropped:
                 continue
-            code = compiled(data, info.filename)
+            new.writestr(info, old.read(info))
+            if info.filename not in bytecode:
+                continue
             entry = zipfile.ZipInfo(pyc_name(info.filename), _FIXED_DATE)
             entry.external_attr = 0o644 << 16
-            new.writestr(entry, code, zipfile.ZIP_DEFLATED, compresslevel=9)
-            count += 1
+            new.writestr(entry, bytecode[info.filename], zipfile.ZIP_DEFLATED, compresslevel=9)
+    os.chmod(tmp.name, mode)  # the zip keeps its permissions (a temporary file's are 0600)
     os.replace(tmp.name, zip_path)
-    return count, zip_path.stat().st_size
+    return Precompiled(len(bytecode), len(dropped), zip_path.stat().st_size)
 
 
-def precompile_package(out: Path) -> tuple[int, int]:
+def precompile_package(out: Path) -> Precompiled:
     """Check the package's runtime is this interpreter's, then precompile its deployment.zip."""
     runtimes = package_runtimes(out)
     if runtimes != {this_runtime()}:
@@ -144,15 +239,20 @@ def precompile_package(out: Path) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["--compile-into"]:  # the child of compile_sources
+        _compile_into(Path(args_in[1]), Path(args_in[2]), args_in[3:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the directory `chalice package` wrote")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     try:
-        count, size = precompile_package(args.out)
+        done = precompile_package(args.out)
     except PrecompileError as error:
         print(f"precompile: {error}", file=sys.stderr)
         return 2
-    print(f"precompile: {count} modules compiled for {this_runtime()}; deployment.zip is {size / 1024:.0f} KB")
+    print(f"precompile: {done.compiled} modules compiled for {this_runtime()}, {done.dropped} files of modules "
+          f"that cannot be imported there left out; deployment.zip is {done.size / 1024:.0f} KB")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -31,10 +32,11 @@ from slack_sdk.models.blocks import (
 from chalicelib.composing.messages import SlackMessage
 from chalicelib.composing.mrkdwn import MAX_ACTIONS_ELEMENTS, MAX_BLOCKS, safe_plain
 from chalicelib.deciding.diagnosis import diagnose
-from chalicelib.deciding.resubmit import DEFAULT_MEMORY_CAP_MIB
-from chalicelib.reading.batch_api import JobSummary
 from chalicelib.reading.event import JobStateChange
 from chalicelib.reading.job_arn import JOB_ARN
+
+if TYPE_CHECKING:
+    from chalicelib.reading.batch_api import JobSummary
 
 RETRY_JOB = "retry_job"
 RETRY_JOB_MORE_MEMORY = "retry_job_more_memory"
@@ -130,6 +132,9 @@ def retry_button(job_arn: str, job_name: str | None) -> ButtonElement:
 
 def more_memory_button(job_arn: str, job_name: str | None) -> ButtonElement:
     """``retry_job_more_memory``: retry with every container's memory doubled (capped)."""
+    # Imported here: resubmit's job description parser is for clicks, not for composing messages.
+    from chalicelib.deciding.resubmit import DEFAULT_MEMORY_CAP_MIB
+
     name = _name_of(job_name, job_arn)
     cap = f"{DEFAULT_MEMORY_CAP_MIB // 1024} GiB"
     return ButtonElement(text="Retry with 2× memory", action_id=RETRY_JOB_MORE_MEMORY, value=job_arn,

@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
@@ -28,7 +29,9 @@ from chalicelib.core.config import ConfigError, log_tail_settings
 from chalicelib.deciding.diagnosis import Diagnosis, diagnose
 from chalicelib.reading.event import AttemptView, JobStateChange
 from chalicelib.reading.links import cloudwatch_logs_url
-from chalicelib.reading.logtail import UNAVAILABLE, LogTail, fetch_log_tail
+
+if TYPE_CHECKING:
+    from chalicelib.reading.logtail import LogTail
 
 log = logging.getLogger("batch_notify")
 
@@ -58,14 +61,24 @@ def describe_failure(job: JobStateChange) -> SlackMessage:
     A bad log tail setting does not stop the notification: it goes out without the tail
     and says which variable to fix.
     """
+    return build_failure_message(job, _log_tail(job))
+
+
+def _log_tail(job: JobStateChange) -> LogTail | None:
+    # The Logs reader is imported only when there is a tail to read or explain: a stage without
+    # one (LOG_TAIL_LINES=0) never loads it.
     try:
         settings = log_tail_settings()
     except ConfigError as error:
+        from chalicelib.reading.logtail import UNAVAILABLE, LogTail
+
         log.error(json.dumps({"job_id": job.job_id, "log_tail": "misconfigured", "reason": str(error)}))
-        tail: LogTail | None = LogTail(note=f"{UNAVAILABLE}: {error}")
-    else:
-        tail = fetch_log_tail(job, settings) if settings.enabled else None
-    return build_failure_message(job, tail)
+        return LogTail(note=f"{UNAVAILABLE}: {error}")
+    if not settings.enabled:
+        return None
+    from chalicelib.reading.logtail import fetch_log_tail
+
+    return fetch_log_tail(job, settings)
 
 
 def failure_parts(job: JobStateChange, tail: LogTail | None,

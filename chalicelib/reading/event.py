@@ -29,6 +29,8 @@ JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
 SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
 SERVICE_JOB_QUEUE_BLOCKED = "Batch Service Job Queue Blocked"
 QUEUE_BLOCKED_KINDS = (JOB_QUEUE_BLOCKED, SERVICE_JOB_QUEUE_BLOCKED)
+# The kinds read by reading/service_event.py's view.
+SERVICE_KINDS = (SERVICE_JOB_STATE_CHANGE, SERVICE_JOB_QUEUE_BLOCKED)
 
 # Fields a complete job state change carries; reported when absent so a person can tell a
 # degraded message from a bug.

@@ -26,7 +26,6 @@ from chalicelib.core.config import LogTailSettings
 from chalicelib.core.member_roles import another_account, reach
 from chalicelib.reading.event import JobStateChange
 from chalicelib.reading.links import LogLocation, cloudwatch_logs_url, log_location
-from chalicelib.reading.redact import redact_lines
 
 log = logging.getLogger("batch_notify")
 
@@ -136,6 +135,8 @@ def _read_into(outcome: dict[str, Any], location: LogLocation, settings: LogTail
     # Masked here, so a secret never exists outside this function, even in the message builder.
     # Cut before masking: a log event can be 256 KB, and only the first few hundred
     # characters of a line are ever shown (a secret past the cut is never shown either).
+    from chalicelib.reading.redact import redact_lines  # here: its patterns cost a cold start without a tail
+
     outcome["lines"] = redact_lines(m[:MAX_LINE_SCAN].rstrip("\r\n") for m in messages if isinstance(m, str))
 
 

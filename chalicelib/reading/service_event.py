@@ -23,8 +23,8 @@ from functools import cached_property
 from typing import Any
 
 from chalicelib.reading.event import (
-    SERVICE_JOB_QUEUE_BLOCKED,
     SERVICE_JOB_STATE_CHANGE,
+    SERVICE_KINDS,
     AttemptView,
     ContainerView,
     JobStateChange,
@@ -35,7 +35,6 @@ from chalicelib.reading.event import (
     as_utc_datetime,
 )
 
-SERVICE_KINDS = (SERVICE_JOB_STATE_CHANGE, SERVICE_JOB_QUEUE_BLOCKED)
 SAGEMAKER_TRAINING = "SAGEMAKER_TRAINING"
 TRAINING_JOB_ARN = "TrainingJobArn"  # serviceResourceId.name of a SageMaker training job
 # What a complete service job event carries (no jobDefinition: service jobs have none).
