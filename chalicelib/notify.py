@@ -30,7 +30,7 @@ from chalicelib.deciding import dedup
 from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.permissions import actions_on, decide_with_actions
 from chalicelib.deciding.routing import Decision, account_names, route_table, routing_status
-from chalicelib.deciding.snoozes import Snooze, count_skip, describe_snooze, snoozed
+from chalicelib.deciding.snoozes import Scope, Snooze, count_skip, describe_snooze, snoozed
 from chalicelib.delivering.pacing import configured_intervals, table_pacer
 from chalicelib.delivering.slack import DeliveryReceipt, Slack, deliver
 from chalicelib.reading.event import JOB_STATE_CHANGE, SERVICE_KINDS, JobStateChange, NotAJobStateChange, raw_event
@@ -117,7 +117,7 @@ def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float)
     decision = decide(job)
     if not decision.post:
         return _Ending("skipped", route=decision.route, reason=decision.reason)
-    snooze = snoozed(job.job_queue_name, job.job_name)
+    snooze = snoozed(job.job_queue_name, job.job_name, Scope.of(job.job_arn, job.account, job.region))
     if snooze is not None:
         return _Ending("skipped", route=decision.route, reason=_counted(snooze))
     # The hub's account line, then the buttons (after the link buttons), as the builder left room.

@@ -29,7 +29,7 @@ from chalicelib.core.state_table import state_table
 from chalicelib.deciding.acks import acknowledged
 from chalicelib.deciding.action_claims import ActionClaims
 from chalicelib.deciding.resubmit import RETRY_OF_TAG
-from chalicelib.deciding.snoozes import count_skip, snoozed, snoozed_counts
+from chalicelib.deciding.snoozes import Scope, count_skip, snoozed, snoozed_counts
 from chalicelib.interactions import endpoint
 from chalicelib.interactions.endpoint import Registry, answer_click
 from chalicelib.interactions.handlers import HANDLERS, answer_with_built_ins, register_all
@@ -372,22 +372,23 @@ def test_acknowledge_records_who_and_shows_it(world: World) -> None:
 def test_snooze_then_unsnooze(world: World) -> None:
     ts = world.click("snooze", world.job_arn, user=OTHER_USER, option=f"4h|{world.job_arn}")
 
-    found = snoozed(world.queue, "nightly-etl")
+    scope = Scope.of(world.job_arn)
+    found = snoozed(world.queue, "nightly-etl", scope)
     assert found is not None and found.by == OTHER_USER and found.queue == "etl-queue"
-    assert snoozed("etl-queue", "another-job") is None
+    assert snoozed("etl-queue", "another-job", scope) is None
     assert "unsnooze" in str(world.shown(ts).blocks)
     # What notify.py does with a FAILED event of that name in that queue: skip it, count it.
     assert count_skip(found) == 1
-    assert snoozed_counts(["etl-queue"]) == {("etl-queue", "nightly-etl"): 1}
+    assert [(s.queue, s.job_name, n) for s, n in snoozed_counts(["etl-queue"])] == [("etl-queue", "nightly-etl", 1)]
 
     world.click("unsnooze", world.job_arn)
-    assert snoozed(world.queue, "nightly-etl") is None
+    assert snoozed(world.queue, "nightly-etl", scope) is None
 
 
 def test_a_snooze_option_not_offered_is_refused(world: World) -> None:
     world.click("snooze", world.job_arn, option=f"99y|{world.job_arn}")
 
-    assert snoozed(world.queue, "nightly-etl") is None
+    assert snoozed(world.queue, "nightly-etl", Scope.of(world.job_arn)) is None
     assert "not a snooze" in world.ephemerals()[0]
 
 

@@ -323,10 +323,10 @@ class MemberBatch:
         listed = batch.list_jobs(jobQueue="etl-queue", filters=[{"name": "JOB_NAME", "values": ["nightly-etl"]}])
         return [job["jobId"] for job in listed["jobSummaryList"]]
 
-    def click(self, action_id: str = "retry_job") -> str:
+    def click(self, action_id: str = "retry_job", option: str | None = None) -> str:
         ts = self.slack.post_as(BOT_USER, TEST_CHANNEL, "Job failed: nightly-etl")
         url = self.slack.response_url(TEST_CHANNEL, ts, user=MEMBER)
-        payload = sign_click.build_click(action_id, self.job_arn, user=MEMBER, message_ts=ts,
+        payload = sign_click.build_click(action_id, self.job_arn, user=MEMBER, message_ts=ts, option=option,
                                          blocks=blocks_for(self.job_arn), response_url=url)
         body = sign_click.form_body(payload)
         environ = os.environ

@@ -25,12 +25,16 @@ MAX_NAME_CHARS = 64
 
 def account_line(job: JobStateChange, names: Sequence[tuple[str, str]]) -> str:
     """``Account: <name> (<id>) · <region>`` (the name when ``names`` has one), escaped and bounded."""
-    account = job.account or "unknown"
-    name = next((given for id_, given in names if id_ == job.account), None)
-    shown = safe_mrkdwn(account, MAX_ACCOUNT_CHARS)
+    return f"Account: {account_and_region(job.account, job.region, names)}"
+
+
+def account_and_region(account: str | None, region: str | None, names: Sequence[tuple[str, str]]) -> str:
+    """``<name> (<id>) · <region>`` (the name when ``names`` has one), escaped and bounded."""
+    name = next((given for id_, given in names if id_ == account), None)
+    shown = safe_mrkdwn(account or "unknown", MAX_ACCOUNT_CHARS)
     if name:
         shown = f"{safe_mrkdwn(name, MAX_NAME_CHARS)} ({shown})"
-    return f"Account: {shown} · {safe_mrkdwn(job.region or 'unknown region', MAX_REGION_CHARS)}"
+    return f"{shown} · {safe_mrkdwn(region or 'unknown region', MAX_REGION_CHARS)}"
 
 
 def with_account_label(message: SlackMessage, job: JobStateChange, names: Sequence[tuple[str, str]], *,

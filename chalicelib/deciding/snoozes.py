@@ -1,11 +1,14 @@
 """Snoozes: no messages for the jobs of one job name in one queue until a time.
 
+A snooze holds in one account and region, the snoozed job's: a hub gets the events of many
+accounts (see the README), whose queues and jobs may share names.
+
 Items in the state table:
 
-- ``snooze#<sha256 of queue and job name>`` {queue, job_name, until, by, set_at, skipped, job_arn}:
-  one per (queue, job name). notify.py asks :func:`snoozed` before posting, skips a snoozed
-  event and counts it (:func:`count_skip`). The item outlives its ``until`` by
-  :data:`KEPT_AFTER_SECONDS`, so the next daily digest still counts what it skipped.
+- ``snooze#<sha256 of account, region, queue and job name>`` {account, region, queue, job_name,
+  until, by, set_at, skipped, job_arn}: one per (account, region, queue, job name). notify.py asks
+  :func:`snoozed` before posting, skips a snoozed event and counts it (:func:`count_skip`). The
+  item outlives its ``until`` by :data:`KEPT_AFTER_SECONDS`, so the next daily digest still counts what it skipped.
 - ``snoozed-job#<job ARN>`` {snooze}: which snooze the job's message set, for its ``unsnooze``
   button (whose value is the job ARN: Batch may have forgotten the job by then).
 - ``snooze-index#active`` {keys}: the string set of snooze keys, so the digest finds them without
@@ -17,13 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core.errors import BatchNotifyError
 from chalicelib.core.state_table import ConditionFailed, Item, StateTable, item_key, now, state_table
+from chalicelib.reading.job_arn import parse_job_arn
 
 # The snooze select's option values (Slack option values are short: "1h|<job ARN>").
 DURATIONS: Mapping[str, int] = {"1h": 3600, "4h": 4 * 3600, "24h": 24 * 3600, "7d": 7 * 86400}
@@ -39,7 +44,8 @@ class TooManySnoozes(BatchNotifyError):
 @dataclass(frozen=True)
 class Snooze:
     """One snooze: jobs named ``job_name`` in ``queue`` are not posted until ``until`` (epoch
-    seconds), set by Slack user ``by`` at ``set_at``; ``skipped`` events were not posted."""
+    seconds), set by Slack user ``by`` at ``set_at``; ``skipped`` events were not posted. In
+    ``account`` and ``region`` (None for a snooze set before snoozes had them: it held everywhere)."""
 
     key: str
     queue: str
@@ -49,26 +55,57 @@ class Snooze:
     set_at: float
     skipped: int = 0
     reported: int = 0  # of ``skipped``, how many a digest already showed
+    account: str | None = None
+    region: str | None = None
 
     @staticmethod
     def from_item(item: Item) -> Snooze | None:
         queue, job_name, by = item.get("queue"), item.get("job_name"), item.get("by")
         until, set_at, skipped = item.get("until"), item.get("set_at"), item.get("skipped", 0)
         reported = item.get("reported", 0)
+        account, region = item.get("account"), item.get("region")
         if not (isinstance(queue, str) and isinstance(job_name, str) and isinstance(by, str)
                 and isinstance(until, int | float) and isinstance(set_at, int | float)):
             return None
         return Snooze(str(item["pk"]), queue, job_name, float(until), by, float(set_at),
-                      skipped if isinstance(skipped, int) else 0, reported if isinstance(reported, int) else 0)
+                      skipped if isinstance(skipped, int) else 0, reported if isinstance(reported, int) else 0,
+                      account if isinstance(account, str) else None, region if isinstance(region, str) else None)
 
     def active(self, at: float) -> bool:
         """Whether the snooze still holds at ``at``."""
         return at < self.until
 
 
-def snooze_key(queue: str, job_name: str) -> str:
-    """The ``pk`` of the snooze of ``job_name`` in ``queue`` (a queue name, not its ARN)."""
-    digest = hashlib.sha256(f"{queue}\0{job_name}".encode("utf-8", "surrogatepass")).hexdigest()
+class Scope(NamedTuple):
+    """Where a snooze holds: an account and a region ("" when an event did not say)."""
+
+    account: str
+    region: str
+
+    @staticmethod
+    def of(job_arn: str | None, account: str | None = None, region: str | None = None) -> Scope:
+        """The job's: from its ARN when it is one, else the account and region its event gave."""
+        arn = parse_job_arn(job_arn)
+        if arn is not None:
+            return Scope(arn.account, arn.region)
+        return Scope(account or "", region or "")
+
+
+def snooze_key(queue: str, job_name: str, scope: Scope) -> str:
+    """The ``pk`` of the snooze of ``job_name`` in ``queue`` (a queue name, not its ARN) in
+    ``scope``'s account and region."""
+    # JSON: no two lists of strings share a text, and the text never holds a raw NUL, which every
+    # legacy key's does (so the two kinds never meet either).
+    return _hashed_key(json.dumps(["snooze", *scope, queue, job_name]))
+
+
+def legacy_snooze_key(queue: str, job_name: str) -> str:
+    """The ``pk`` a snooze had before snoozes were per account and region (one for every account)."""
+    return _hashed_key(f"{queue}\0{job_name}")
+
+
+def _hashed_key(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return f"snooze#{digest[:40]}"
 
 
@@ -84,10 +121,12 @@ class Snoozes:
         self.table, self.clock = table, clock
 
     def set(self, queue: str, job_name: str, seconds: int, by: str, job_arn: str) -> Snooze:
-        """Snooze ``job_name`` in ``queue`` for ``seconds`` from now (replacing the end of a snooze
-        there, its count kept); raise :class:`TooManySnoozes` when the index is full."""
+        """Snooze ``job_name`` in ``queue`` for ``seconds`` from now, in ``job_arn``'s account and
+        region (replacing the end of a snooze there, its count kept); raise :class:`TooManySnoozes`
+        when the index is full."""
         at = self.clock()
-        key = snooze_key(queue, job_name)
+        scope = Scope.of(job_arn)
+        key = snooze_key(queue, job_name, scope)
         self._index_add(key)
         until = at + seconds
         expires = self.table.expires(until, KEPT_AFTER_SECONDS)
@@ -95,18 +134,25 @@ class Snoozes:
         # far are kept for the digest.
         self.table.update(key, "SET #queue = :queue, job_name = :name, #until = :until, #by = :by, set_at = "
                                "if_not_exists(set_at, :at), skipped = if_not_exists(skipped, :zero), job_arn = :arn, "
-                               "expires_at = :expires",
-                          names={"#queue": "queue", "#until": "until", "#by": "by"},
+                               "expires_at = :expires, account = :account, #region = :region",
+                          names={"#queue": "queue", "#until": "until", "#by": "by", "#region": "region"},
                           values={":queue": queue, ":name": job_name, ":until": until, ":by": by, ":at": at,
-                                  ":zero": 0, ":arn": job_arn, ":expires": expires})
+                                  ":zero": 0, ":arn": job_arn, ":expires": expires, ":account": scope.account,
+                                  ":region": scope.region})
         self.table.put({"pk": snoozed_job_key(job_arn), "snooze": key, "expires_at": expires})
-        return Snooze(key, queue, job_name, until, by, at)
+        return Snooze(key, queue, job_name, until, by, at, account=scope.account, region=scope.region)
 
-    def find(self, queue: str, job_name: str) -> Snooze | None:
-        """The snooze of ``job_name`` in ``queue`` that holds now, if any."""
-        item = self.table.get(snooze_key(queue, job_name))
-        snooze = None if item is None else Snooze.from_item(item)
-        return snooze if snooze is not None and snooze.active(self.clock()) else None
+    def find(self, queue: str, job_name: str, scope: Scope) -> Snooze | None:
+        """The snooze of ``job_name`` in ``queue`` in ``scope`` that holds now, if any."""
+        # A snooze set before snoozes had a scope (a legacy key) held in every account; it is
+        # honoured until it ends. None is left once KEPT_AFTER_SECONDS after the longest snooze
+        # (7 days) has passed since this change: from 2026-12-12 this second read can go.
+        for key in (snooze_key(queue, job_name, scope), legacy_snooze_key(queue, job_name)):
+            item = self.table.get(key)
+            snooze = None if item is None else Snooze.from_item(item)
+            if snooze is not None and snooze.active(self.clock()):
+                return snooze
+        return None
 
     def clear_for_job(self, job_arn: str) -> Snooze | None:
         """End the snooze set from ``job_arn``'s message (its ``unsnooze`` button); the snooze it
@@ -146,7 +192,7 @@ class Snoozes:
             else:
                 found.append(snooze)
         self._index_remove(gone)
-        return sorted(found, key=lambda s: (s.queue, s.job_name))
+        return sorted(found, key=lambda s: (s.queue, s.job_name, s.account or "", s.region or ""))
 
     def _index_add(self, key: str) -> None:
         try:
@@ -168,14 +214,14 @@ def _snoozes() -> Snoozes | None:
     return None if table is None else Snoozes(table)
 
 
-def snoozed(queue: str | None, job_name: str | None) -> Snooze | None:
-    """The snooze that holds now for ``job_name`` in ``queue`` (a queue name or ARN), if any;
-    None without a state table. notify.py skips the event then, logs who snoozed it until when,
-    and calls :func:`count_skip`."""
+def snoozed(queue: str | None, job_name: str | None, scope: Scope) -> Snooze | None:
+    """The snooze that holds now for ``job_name`` in ``queue`` (a queue name or ARN) in ``scope``
+    (the job's account and region: :meth:`Scope.of`), if any; None without a state table.
+    notify.py skips the event then, logs who snoozed it until when, and calls :func:`count_skip`."""
     found = _snoozes()
     if found is None or not queue or not job_name:
         return None
-    return found.find(_queue_name(queue), job_name)
+    return found.find(_queue_name(queue), job_name, scope)
 
 
 def count_skip(snooze: Snooze) -> int:
@@ -184,28 +230,27 @@ def count_skip(snooze: Snooze) -> int:
     return 0 if found is None else found.count_skip(snooze)
 
 
-def snoozed_counts(queues: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
-    """For the digest: events skipped per (queue name, job name) by the snoozes the index holds,
-    in ``queues`` only when given (names or ARNs); a snooze that skipped nothing is listed with 0."""
+def snoozed_counts(queues: Iterable[str] | None = None) -> list[tuple[Snooze, int]]:
+    """For the digest: each snooze the index holds (in ``queues`` only when given, names or
+    ARNs), with the events it skipped that no digest showed yet (0 when none)."""
     found = _snoozes()
     if found is None:
-        return {}
+        return []
     wanted = None if queues is None else {_queue_name(queue) for queue in queues}
     # Only what no digest showed yet: a 7-day snooze is not reported seven times over.
-    return {(s.queue, s.job_name): max(0, s.skipped - s.reported) for s in found.listed()
-            if wanted is None or s.queue in wanted}
+    return [(s, max(0, s.skipped - s.reported)) for s in found.listed() if wanted is None or s.queue in wanted]
 
 
-def mark_reported(counts: Mapping[tuple[str, str], int]) -> None:
-    """After a digest showed ``counts`` (its :func:`snoozed_counts`), count them as reported."""
+def mark_reported(counts: Mapping[str, int]) -> None:
+    """After a digest showed ``counts`` (snooze key -> events, from :func:`snoozed_counts`),
+    count them as reported."""
     found = _snoozes()
     if found is None:
         return
-    for (queue, job_name), count in counts.items():
+    for key, count in counts.items():
         if count:
             with contextlib.suppress(ConditionFailed):
-                found.table.update(snooze_key(queue, job_name), "ADD reported :n", condition="attribute_exists(pk)",
-                                   values={":n": count})
+                found.table.update(key, "ADD reported :n", condition="attribute_exists(pk)", values={":n": count})
 
 
 def _queue_name(queue: str) -> str:

@@ -38,7 +38,7 @@ def snooze(click: Click) -> ActionAnswer:
             raise Refused(NOT_A_SNOOZE, "not a snooze")
         arn = job_arn_of(job_arn)
         table = require_table()
-        job = describe_clicked_job(arn, click_batch_client(), doing="snooze")
+        job = describe_clicked_job(arn, click_batch_client(arn), doing="snooze")
         if not job.queue or not job.job_name:
             raise Refused("AWS Batch did not say the job's queue and name: nothing was done.", "no name")
         snoozed = Snoozes(table).set(job.queue, job.job_name, DURATIONS[duration], click.user_id, arn.arn)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_sdk.models.blocks import (
     Block,
@@ -36,6 +36,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from chalicelib.composing.account_label import account_and_region
 from chalicelib.composing.messages import SlackMessage, bounded_blocks, format_duration
 from chalicelib.composing.mrkdwn import (
     CONTEXT_TEXT_LIMIT,
@@ -45,9 +46,9 @@ from chalicelib.composing.mrkdwn import (
     safe_mrkdwn,
     safe_plain,
 )
-from chalicelib.core.config import ScheduledSettings, scheduled_settings
+from chalicelib.core.config import ScheduledSettings, hub_settings, scheduled_settings
 from chalicelib.core.member_roles import own_account
-from chalicelib.deciding.routing import Route, RouteTable
+from chalicelib.deciding.routing import Route, RouteTable, account_names
 from chalicelib.deciding.snoozes import mark_reported, snoozed_counts
 from chalicelib.delivering.slack import Delivery
 from chalicelib.reading.batch_api import (
@@ -81,6 +82,16 @@ def digest_time(moment: datetime) -> datetime:
 
 # -- planning (pure) ---------------------------------------------------------------------
 
+class SnoozedLine(NamedTuple):
+    """A digest's line for one snooze: the events it kept from Slack since the last digest."""
+
+    queue: str
+    job_name: str
+    events: int
+    key: str  # the snooze's item, to count the events as reported once the digest is posted
+    where: str | None = None  # on a hub: its account and region, as the messages show them
+
+
 @dataclass(frozen=True)
 class Digest:
     """One digest: the jobs of one route (or of every queue) over the window ``(start, end]``."""
@@ -92,8 +103,8 @@ class Digest:
     finished: tuple[JobSummary, ...] = ()  # SUCCEEDED or FAILED within the window
     unfinished: tuple[JobSummary, ...] = ()  # submitted within LOOKBACK, not finished yet
     notes: tuple[str, ...] = ()  # queues that could not be listed (in full)
-    # Events not posted because someone snoozed their job name in their queue: (queue, job name) -> count.
-    snoozed: tuple[tuple[str, str, int], ...] = ()
+    # Events not posted because someone snoozed their job name in their queue.
+    snoozed: tuple[SnoozedLine, ...] = ()
 
     @property
     def failed(self) -> list[JobSummary]:
@@ -274,9 +285,9 @@ def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
     blocks.extend(_failed_blocks(digest.failed, region, digest.end))
     if digest.snoozed:
         blocks.append(_lines_section("Snoozed (not posted)", [
-            f"`{safe_mrkdwn(name, NAME_LIMIT)}` in `{safe_mrkdwn(queue, NAME_LIMIT)}` · {count} "
-            f"{'event' if count == 1 else 'events'}" for queue, name, count in digest.snoozed],
-            MAX_QUEUE_LINES, lambda n: f"…and {n} more"))
+            f"`{safe_mrkdwn(line.job_name, NAME_LIMIT)}` in `{safe_mrkdwn(line.queue, NAME_LIMIT)}`"
+            f"{f' ({line.where})' if line.where else ''} · {line.events} {'event' if line.events == 1 else 'events'}"
+            for line in digest.snoozed], MAX_QUEUE_LINES, lambda n: f"…and {n} more"))
     longest = digest.longest()
     if longest:
         blocks.append(_lines_section("Longest runs", [_run_line(job, run, region) for job, run in longest],
@@ -296,20 +307,25 @@ def build_digest_message(digest: Digest, region: str | None) -> SlackMessage:
 def _with_snoozes(digest: Digest, table: RouteTable | None, *, account: str | None = None,
                   region: str | None = None) -> Digest:
     """The digest with the snoozed events of its route (of every queue without a routing file)
-    counted that no digest showed yet (none without a state table)."""
-    counts = snoozed_counts()
+    counted that no digest showed yet (none without a state table). Each snooze is routed by its
+    own account and region (a hub's snoozes are of many; one from before snoozes had them, by the
+    digest's), and, on a hub, says them."""
+    hub = hub_settings().configured
+    names = account_names() if hub else ()
 
-    def ours(queue: str, name: str) -> bool:
-        return (table is None
-                or table.decide(queue, name, "FAILED", account=account, region=region).route == digest.route)
+    def ours(queue: str, name: str, snooze_account: str | None, snooze_region: str | None) -> bool:
+        return table is None or table.decide(queue, name, "FAILED", account=snooze_account or account,
+                                             region=snooze_region or region).route == digest.route
 
-    found = tuple(sorted((queue, name, count) for (queue, name), count in counts.items()
-                         if count and ours(queue, name)))
+    found = tuple(sorted(
+        SnoozedLine(s.queue, s.job_name, count, s.key,
+                    account_and_region(s.account, s.region, names) if hub and s.account else None)
+        for s, count in snoozed_counts() if count and ours(s.queue, s.job_name, s.account, s.region)))
     return replace(digest, snoozed=found) if found else digest
 
 
 def _reported(digest: Digest, _delivery: Delivery) -> None:
-    mark_reported({(queue, name): count for queue, name, count in digest.snoozed})
+    mark_reported({line.key: line.events for line in digest.snoozed})
 
 
 def post_daily_digests(event: Any, now: Callable[[], datetime] = utcnow,

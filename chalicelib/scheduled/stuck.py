@@ -62,7 +62,7 @@ from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.job_messages import JobMessages
 from chalicelib.deciding.permissions import actions_on, decide_with_actions
 from chalicelib.deciding.routing import DIGEST_ONLY, Decision, Route, RouteTable
-from chalicelib.deciding.snoozes import count_skip, snoozed
+from chalicelib.deciding.snoozes import Scope, count_skip, snoozed
 from chalicelib.delivering.slack import Delivery
 from chalicelib.reading.batch_api import (
     MAX_JOBS_PER_LISTING,
@@ -364,7 +364,7 @@ def _heeding_clicks(report: StuckReport) -> StuckReport:
     mentioning no one when every job it shows was acknowledged."""
     jobs = []
     for stuck in report.jobs:
-        snooze = snoozed(report.queue, stuck.job.name)
+        snooze = snoozed(report.queue, stuck.job.name, Scope.of(stuck.job.job_arn))
         if snooze is None:
             jobs.append(stuck)
         else:
