@@ -42,6 +42,9 @@ ROLE_DURATION_SECONDS = 900
 RENEW_BEFORE_SECONDS = 300.0
 # STS answers in tens of milliseconds; the log tail's own deadline bounds the whole anyway.
 STS_CONFIG = ClientConfig(connect_timeout=1.0, read_timeout=2.0, attempts=2)
+# A refused AssumeRole is kept this long: a storm of events of a misconfigured account asks STS
+# once a minute, not once an event (each still says why, in its message).
+REFUSAL_KEPT_SECONDS = 60.0
 # The Lambda function's ARN: arn:<partition>:lambda:<region>:<account>:function:<name>[:<alias>].
 _FUNCTION_ARN_PARTS = 7
 
@@ -68,8 +71,13 @@ class _Roles:
     """The member credentials and the own account of one settings tree (forgotten by ``config.reset()``)."""
 
     settings: Settings
+    # Held only to read or write these fields, never across a call to AWS.
     lock: threading.Lock = field(default_factory=threading.Lock)
     credentials: dict[str, Credentials] = field(default_factory=dict)
+    refusals: dict[str, tuple[float, str]] = field(default_factory=dict)  # account -> (until, refusal)
+    # One per account, held across its AssumeRole: the threads needing that account wait for the
+    # one call; every other account, and note_context, go on.
+    assuming: dict[str, threading.Lock] = field(default_factory=dict)
     own_account: str | None = None
     assumed: int = 0  # AssumeRole calls answered, for tests and benches
 
@@ -175,23 +183,46 @@ def no_role(account: str, hub: HubSettings) -> str:
 
 def _assumed(account: str, hub: HubSettings) -> Reach:
     roles = _roles()
-    # One lock for the check and the call: two threads needing the same account's credentials at
-    # once make one AssumeRole, not two. STS_CONFIG's timeouts bound how long the others wait.
+    kept = _kept(roles, account)
+    if kept is not None:
+        return kept
     with roles.lock:
-        kept = roles.credentials.get(account)
-        if kept is not None and kept.fresh(_now(), RENEW_BEFORE_SECONDS):
-            return Reach("member", account, credentials=kept)
+        assuming = roles.assuming.setdefault(account, threading.Lock())
+    # Threads needing the same account at once make one AssumeRole, not one each: the first makes
+    # it, the others find its answer kept. STS_CONFIG's timeouts bound how long they wait.
+    with assuming:
+        kept = _kept(roles, account)
+        if kept is not None:
+            return kept
         role_arn = hub.role_arn(account) or ""
         try:
             answer = client("sts", STS_CONFIG).assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME,
                                                           DurationSeconds=ROLE_DURATION_SECONDS)
             credentials = _credentials(account, answer)
         except Exception as error:
-            roles.credentials.pop(account, None)
-            return Reach("refused", account, refusal=_assume_failed(account, hub, role_arn, error))
-        roles.credentials[account] = credentials
-        roles.assumed += 1
+            refusal = _assume_failed(account, hub, role_arn, error)
+            with roles.lock:
+                roles.credentials.pop(account, None)
+                roles.refusals[account] = (_now() + REFUSAL_KEPT_SECONDS, refusal)
+            return Reach("refused", account, refusal=refusal)
+        with roles.lock:
+            roles.credentials[account] = credentials
+            roles.refusals.pop(account, None)
+            roles.assumed += 1
         return Reach("member", account, credentials=credentials)
+
+
+def _kept(roles: _Roles, account: str) -> Reach | None:
+    """The account's kept answer: fresh credentials, or a refusal of the last minute."""
+    now = _now()
+    with roles.lock:
+        credentials = roles.credentials.get(account)
+        if credentials is not None and credentials.fresh(now, RENEW_BEFORE_SECONDS):
+            return Reach("member", account, credentials=credentials)
+        until, refusal = roles.refusals.get(account, (0.0, ""))
+        if now < until:
+            return Reach("refused", account, refusal=refusal)
+    return None
 
 
 def _credentials(account: str, answer: Any) -> Credentials:
