@@ -7,6 +7,8 @@ needing A, never account B, nor the noting of the Lambda context every invocatio
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -127,3 +129,18 @@ def test_a_refused_assume_role_is_kept_a_minute_then_asked_again() -> None:
         now[0] += 2
         member_roles.reach(ACCOUNT_A)
         assert denied.calls == 3
+
+
+def test_a_refused_assume_role_is_logged_once_per_call_not_once_per_event(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="batch_notify")
+    denied = DeniedSts()
+    now = [1_800_000_000.0]
+    with clients.use_client("sts", denied), member_roles.use_clock(lambda: now[0]):
+        for _ in range(5):  # a storm of the misconfigured account's events, within the minute
+            assert member_roles.reach(ACCOUNT_A).kind == "refused"
+        now[0] += member_roles.REFUSAL_KEPT_SECONDS + 1
+        member_roles.reach(ACCOUNT_A)
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "batch_notify"]
+    assert [line["assume_role"] for line in logged] == ["refused", "refused"]  # one per STS call
+    assert all(line["account"] == ACCOUNT_A and "access denied" in line["reason"] for line in logged)
+

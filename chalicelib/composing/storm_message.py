@@ -3,7 +3,9 @@
 The group message says how many jobs failed, where and why ("37 jobs failed in etl-queue: Image
 could not be pulled"), when the first and the last failed, a few of their names, and the diagnosis;
 a note says that each job is listed in its thread and that the first ``GROUP_AFTER`` were posted
-on their own. A reply lists several jobs, one line each (name, id, exit code or reason, log link).
+on their own; a group of a hub, or of jobs not in the app's own account and region, says their
+account and region ("Account: staging (210987654321) · eu-west-1", as a job's own message does).
+A reply lists several jobs, one line each (name, id, exit code or reason, log link).
 Job text is escaped and bounded; the times are Slack date tokens, shown in each reader's time zone.
 """
 
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
+from chalicelib.composing.account_label import account_and_region
 from chalicelib.composing.messages import MessageParts, SlackMessage, bounded_blocks
 from chalicelib.composing.mrkdwn import (
     CONTEXT_TEXT_LIMIT,
@@ -65,16 +68,25 @@ def _thread_note(group: Group) -> str:
     return f"Each job is listed in this message's thread. {own} posted on their own, above."
 
 
-def group_message(group: Group, mentions: Sequence[str] = ()) -> SlackMessage:
+def account_note(group: Group, names: Sequence[tuple[str, str]]) -> str:
+    """``Account: <name> (<id>) · <region>`` of the group's jobs (the name when ``names`` has one)."""
+    return f"Account: {account_and_region(group.account, group.region, names)}"
+
+
+def group_message(group: Group, mentions: Sequence[str] = (), *,
+                  account_names: Sequence[tuple[str, str]] | None = None) -> SlackMessage:
     """The group message: count, queue, cause, first and last time, a few names, the diagnosis, and
-    where the jobs are listed. ``mentions`` only on the first post: an update never pings."""
+    where the jobs are listed. ``mentions`` only on the first post: an update never pings.
+    ``account_names`` (the accounts' readable names, maybe none) when it says the jobs' account and
+    region (chalicelib/delivering/storm_posting.py decides); ``None`` when it does not."""
     title = storm_title(group)
     diagnosis = None
     if group.diagnosis_title:
         diagnosis = truncate(f"*{escape(group.diagnosis_title)}*\n{escape(group.diagnosis_hint or '')}",
                              SECTION_TEXT_LIMIT)
     times = f"First failed {_slack_time(group.first_at)} · last {_slack_time(group.last_at)}"
-    notes = tuple(note for note in (times, _names_note(group), _thread_note(group)) if note)
+    where = account_note(group, account_names) if account_names is not None else None
+    notes = tuple(note for note in (times, _names_note(group), _thread_note(group), where) if note)
     parts = MessageParts(
         text=":rotating_light: " + safe_mrkdwn(title, FALLBACK_TEXT_LIMIT - 20),
         header=f":rotating_light: {title}",

@@ -24,6 +24,7 @@ AWS's message.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from typing import Any, Literal
 from chalicelib.core.aws_errors import describe_aws_error
 from chalicelib.core.clients import ClientConfig, Credentials, client
 from chalicelib.core.config import ACCOUNT_ID, MEMBER_ROLE_ARN, HubSettings, Settings, settings
+from chalicelib.core.logline import log_line
 
 ROLE_SESSION_NAME = "batch-notify"
 # AssumeRole's shortest: the app needs them for one call or two; a stolen set ends soon.
@@ -67,6 +69,14 @@ class Reach:
 
 
 @dataclass
+class _Flight:
+    """One account's AssumeRole under way: ``done`` is set once ``answer`` is (or its caller died)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: Reach | None = None
+
+
+@dataclass
 class _Roles:
     """The member credentials and the own account of one settings tree (forgotten by ``config.reset()``)."""
 
@@ -75,9 +85,9 @@ class _Roles:
     lock: threading.Lock = field(default_factory=threading.Lock)
     credentials: dict[str, Credentials] = field(default_factory=dict)
     refusals: dict[str, tuple[float, str]] = field(default_factory=dict)  # account -> (until, refusal)
-    # One per account, held across its AssumeRole: the threads needing that account wait for the
-    # one call; every other account, and note_context, go on.
-    assuming: dict[str, threading.Lock] = field(default_factory=dict)
+    # The AssumeRole under way for an account: the threads needing that account wait on its event
+    # (no lock held) and take its answer; every other account, and note_context, go on.
+    flights: dict[str, _Flight] = field(default_factory=dict)
     own_account: str | None = None
     assumed: int = 0  # AssumeRole calls answered, for tests and benches
 
@@ -182,34 +192,64 @@ def no_role(account: str, hub: HubSettings) -> str:
 
 
 def _assumed(account: str, hub: HubSettings) -> Reach:
+    """The account's kept answer, else the answer of the one AssumeRole made for it now.
+
+    Single-flight per account, with no lock held across the call: the first thread to need the
+    account marks a flight and calls STS; the threads needing it meanwhile wait on the flight's
+    event and take its answer (STS_CONFIG's timeouts bound the wait). Other accounts, and
+    note_context, only ever wait for ``roles.lock``, which no one holds across I/O."""
     roles = _roles()
-    kept = _kept(roles, account)
-    if kept is not None:
-        return kept
-    with roles.lock:
-        assuming = roles.assuming.setdefault(account, threading.Lock())
-    # Threads needing the same account at once make one AssumeRole, not one each: the first makes
-    # it, the others find its answer kept. STS_CONFIG's timeouts bound how long they wait.
-    with assuming:
+    while True:
         kept = _kept(roles, account)
         if kept is not None:
             return kept
-        role_arn = hub.role_arn(account) or ""
-        try:
-            answer = client("sts", STS_CONFIG).assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME,
-                                                          DurationSeconds=ROLE_DURATION_SECONDS)
-            credentials = _credentials(account, answer)
-        except Exception as error:
-            refusal = _assume_failed(account, hub, role_arn, error)
-            with roles.lock:
-                roles.credentials.pop(account, None)
-                roles.refusals[account] = (_now() + REFUSAL_KEPT_SECONDS, refusal)
-            return Reach("refused", account, refusal=refusal)
         with roles.lock:
-            roles.credentials[account] = credentials
-            roles.refusals.pop(account, None)
-            roles.assumed += 1
-        return Reach("member", account, credentials=credentials)
+            flight = roles.flights.get(account)
+            leading = flight is None
+            if flight is None:
+                flight = roles.flights[account] = _Flight()
+        if leading:
+            return _assume(roles, account, hub, flight)
+        flight.done.wait()
+        if flight.answer is not None:
+            return flight.answer
+        # Its caller died before answering (not an STS failure: that is an answer): look again.
+
+
+def _assume(roles: _Roles, account: str, hub: HubSettings, flight: _Flight) -> Reach:
+    """Make the account's AssumeRole for ``flight`` (no lock held), keep its answer, let the waiters go."""
+    try:
+        answer = _call_sts(account, hub)
+        with roles.lock:
+            if answer.credentials is not None:
+                roles.credentials[account] = answer.credentials
+                roles.refusals.pop(account, None)
+                roles.assumed += 1
+            else:
+                roles.credentials.pop(account, None)
+                roles.refusals[account] = (_now() + REFUSAL_KEPT_SECONDS, answer.refusal or "")
+        flight.answer = answer
+        return answer
+    finally:
+        with roles.lock:
+            roles.flights.pop(account, None)
+        flight.done.set()  # also when this thread dies mid-call: a waiter then makes the call itself
+
+
+def _call_sts(account: str, hub: HubSettings) -> Reach:
+    """AssumeRole of the account's member role: ``member`` with its credentials, or ``refused``
+    saying why (logged once per call: a kept refusal is not logged again, each message still says it)."""
+    role_arn = hub.role_arn(account) or ""
+    try:
+        answer = client("sts", STS_CONFIG).assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME,
+                                                      DurationSeconds=ROLE_DURATION_SECONDS)
+        return Reach("member", account, credentials=_credentials(account, answer))
+    except Exception as error:
+        refusal = _assume_failed(account, hub, role_arn, error)
+        # The words are made of the error's code (core/aws_errors.py), never AWS's message.
+        log_line(logging.WARNING, account=account, assume_role="refused", reason=refusal,
+                 kept_seconds=REFUSAL_KEPT_SECONDS)
+        return Reach("refused", account, refusal=refusal)
 
 
 def _kept(roles: _Roles, account: str) -> Reach | None:

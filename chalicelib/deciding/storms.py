@@ -1,13 +1,16 @@
 """Failure storms: when many jobs fail alike in one channel, the rest join one group (state, no Slack).
 
-A storm is keyed by channel, queue and cause (:func:`storm_cause`). Each FAILED job joins the
+A storm is keyed by channel, queue, cause (:func:`storm_cause`) and the job's account and region
+(a hub gets the failures of same-named queues of many accounts and regions: each is a storm of
+its own). Each FAILED job joins the
 open group of its key (:func:`join`), atomically and idempotently, and gets an ordinal: the
 first ``GROUP_AFTER`` post their own messages as usual; the rest put a line in the group's pending
 lines, which whoever holds the group's short lease posts in the group message's thread
 (chalicelib/delivering/storm_posting.py). A group is open while its last join is within
 ``GROUP_WINDOW_MINUTES``; after that, the next join starts a new generation of it.
 
-The group is one item of the state table, ``group#<sha256 of channel, queue, cause>``. It stays
+The group is one item of the state table, ``group#<sha256 of channel, queue, cause, account,
+region>``. It stays
 far below DynamoDB's 400 KB: members are keyed by a 16-hex digest of the job key, a group holds at
 most :data:`MAX_MEMBERS` (then a new generation continues it), at most :data:`MAX_PENDING` lines wait
 to be posted, and each line is bounded.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -29,6 +33,7 @@ from chalicelib.core.state_table import ConditionFailed, Item, StateTable
 from chalicelib.deciding.diagnosis import diagnose
 from chalicelib.deciding.routing import MAX_GROUP_AFTER, MAX_GROUP_WINDOW_MINUTES, Decision
 from chalicelib.reading.event import JobStateChange
+from chalicelib.reading.job_arn import parse_job_arn
 from chalicelib.reading.links import job_log_url
 
 GROUP_AFTER = "GROUP_AFTER"
@@ -47,6 +52,9 @@ URL_LIMIT = 800  # a longer log link (a huge stream name) is left out of the lin
 CAUSE_LIMIT = 120
 HINT_LIMIT = 1000
 TITLE_LIMIT = 150
+# An event's account and region are untrusted text: a real one is 12 digits, a region ~15 characters.
+ACCOUNT_LIMIT = 64
+REGION_LIMIT = 64
 # How many earlier generations a waiter may find "settled" when a new one replaced its own.
 SETTLED_KEPT = 5
 
@@ -124,22 +132,35 @@ def storm_cause(job: JobStateChange) -> str:
 
 @dataclass(frozen=True)
 class StormKey:
-    """One storm: failures in one channel, of one queue, with one cause."""
+    """One storm: failures in one channel, of one queue, with one cause, in one account and region
+    (``None``: the event did not say)."""
 
     channel: str
     queue: str
     cause: str
+    account: str | None = None
+    region: str | None = None
 
     @property
     def pk(self) -> str:
-        # NUL separates the parts: none of them holds one, so two keys never hash alike.
-        digest = hashlib.sha256("\0".join((self.channel, self.queue, self.cause)).encode()).hexdigest()
+        # JSON of the parts: no two lists of strings share a text. It never holds a raw NUL, which
+        # the key of every group from before storms had an account and region does (its parts were
+        # NUL-joined), so an old group is never joined again: it is harmlessly ignored (a storm
+        # under way at the deploy starts a new group) and goes with its item's TTL.
+        text = json.dumps(["group", self.channel, self.queue, self.cause, self.account, self.region])
+        digest = hashlib.sha256(text.encode()).hexdigest()  # ASCII: json.dumps escapes the rest
         return f"group#{digest}"
 
 
 def storm_key(job: JobStateChange, channel: str) -> StormKey:
-    """The storm ``job`` belongs to when posted to ``channel``."""
-    return StormKey(channel=channel, queue=job.job_queue_name or "unknown queue", cause=storm_cause(job))
+    """The storm ``job`` belongs to when posted to ``channel``: its account and region are its
+    ARN's when that is one, else the event's (as snoozes scope them)."""
+    arn = parse_job_arn(job.job_arn)
+    account = arn.account if arn is not None else job.account
+    region = arn.region if arn is not None else job.region
+    return StormKey(channel=channel, queue=job.job_queue_name or "unknown queue", cause=storm_cause(job),
+                    account=account[:ACCOUNT_LIMIT] if account else None,
+                    region=region[:REGION_LIMIT] if region else None)
 
 
 def job_key(job: JobStateChange) -> str:
@@ -248,6 +269,9 @@ class Group:
     diagnosis_title: str | None = None
     diagnosis_hint: str | None = None
     ts: str | None = None
+    # The jobs' account and region (None: not said; also in every item from before they were kept).
+    account: str | None = None
+    region: str | None = None
     # The channel ID Slack answered the group message with: chat.update takes only an ID.
     channel_id: str | None = None
     shown_count: int = 0
@@ -270,7 +294,8 @@ class Group:
             shown=frozenset(item.get("shown") or ()),
             names=tuple(names[k] for k in sorted(names, key=int)),
             diagnosis_title=item.get("diagnosis_title"), diagnosis_hint=item.get("diagnosis_hint"),
-            ts=item.get("ts"), channel_id=item.get("channel_id"), shown_count=int(item.get("shown_count", 0)),
+            ts=item.get("ts"), account=item.get("account"), region=item.get("region"),
+            channel_id=item.get("channel_id"), shown_count=int(item.get("shown_count", 0)),
             updated_at=float(item.get("updated_at", 0)), mentioned=bool(item.get("mentioned", False)),
             lease_owner=item.get("lease_owner"), lease_until=float(item.get("lease_until", 0)),
             previous=Previous(previous.get("ts"), int(previous["count"])) if previous else None,
@@ -404,6 +429,9 @@ def _new_generation(table: StateTable, storm: StormKey, job: Joiner, grouping: G
         "last_at": now, "members": {}, "pending": [], "names": {}, "shown_count": 0, "updated_at": 0,
         "mentioned": False, "expires_at": table.expires(now),
     }
+    for name, value in (("account", storm.account), ("region", storm.region)):
+        if value:
+            item[name] = value
     if job.diagnosis_title:
         item["diagnosis_title"] = job.diagnosis_title
         item["diagnosis_hint"] = job.diagnosis_hint or ""

@@ -12,10 +12,15 @@ job always leaves the message counting it: that is the trailing update.
 Failures: a Slack error while holding the lease releases it and raises (Lambda retries; the retry
 finds its job a member already); the invocation's deadline passing first raises
 :class:`StormTimeout` the same way. A group message someone deleted is posted anew.
+
+The group message says its jobs' account and region as a job's own message does: on a hub
+(``MEMBER_ROLE_ARN`` or ``ACCOUNT_NAMES`` set), and whenever they are not the app's own (a
+forwarded event), so two storms of same-named queues in two accounts are told apart.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -24,7 +29,10 @@ from dataclasses import dataclass
 
 from chalicelib.composing.storm_message import MAX_LINES_PER_REPLY, group_message, lines_reply
 from chalicelib.core import state_table
+from chalicelib.core.config import hub_settings
+from chalicelib.core.member_roles import own_account
 from chalicelib.core.state_table import StateTable
+from chalicelib.deciding.routing import account_names
 from chalicelib.deciding.storms import (
     Busy,
     Group,
@@ -86,6 +94,28 @@ class StormResult:
 
 
 @dataclass(frozen=True)
+class _Where:
+    """What the container knows of where it is, to say a group's account and region when it should."""
+
+    hub: bool
+    account: str | None  # the app's own, when known (no STS call is made for it here)
+    region: str | None
+
+    @classmethod
+    def here(cls) -> _Where:
+        return cls(hub=hub_settings().configured, account=own_account(ask=False),
+                   region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+    def names_for(self, group: Group) -> tuple[tuple[str, str], ...] | None:
+        """The accounts' names when the group message says its account and region, else ``None``:
+        on a hub (as every message there does), or when the jobs are not in the app's own account
+        or region (known ones compared)."""
+        elsewhere = ((group.account is not None and self.account is not None and group.account != self.account)
+                     or (group.region is not None and self.region is not None and group.region != self.region))
+        return account_names() if self.hub or elsewhere else None
+
+
+@dataclass(frozen=True)
 class _Storm:
     """One invocation's part in a storm: where it posts, who it is, and its knobs."""
 
@@ -97,6 +127,7 @@ class _Storm:
     lease_seconds: float
     update_seconds: float
     clock: Callable[[], float]
+    where: _Where
 
 
 def join_storm(job: JobStateChange, channel: str, mentions: Sequence[str], grouping: Grouping, slack: Slack,
@@ -114,7 +145,8 @@ def join_storm(job: JobStateChange, channel: str, mentions: Sequence[str], group
     storm = storm_key(job, channel)
     me = joiner(job)
     lease = lease_seconds if lease_seconds is not None else slack.settings.delivery_budget + LEASE_MARGIN_SECONDS
-    run = _Storm(slack, table, tuple(mentions), uuid.uuid4().hex, deadline, lease, update_seconds, clock)
+    run = _Storm(slack, table, tuple(mentions), uuid.uuid4().hex, deadline, lease, update_seconds, clock,
+                 _Where.here())
     membership: Membership | None = None
     while True:
         if membership is None:
@@ -198,7 +230,7 @@ def _do(run: _Storm, work: str, group: Group) -> Group:
             return _post(run, group, ())  # deleted: a new group message; the lines go in its thread next
         return record_shown(run.table, group, run.owner, lines)
     try:
-        slack.update(ref, group_message(group))
+        slack.update(ref, group_message(group, account_names=run.where.names_for(group)))
     except MessageNotFound:
         return _post(run, group, ())
     return record_update(run.table, group, run.owner, group.count, run.clock())
@@ -219,7 +251,8 @@ def _turn_first(run: _Storm, group: Group, slack: Slack, ref: MessageRef) -> tup
 
 def _post(run: _Storm, group: Group, mentions: Sequence[str]) -> Group:
     """Post the group message (again, when the last one was deleted: without pinging anew)."""
-    delivery = run.slack.within(run.deadline).post(group_message(group, mentions), channel=group.channel)
+    message = group_message(group, mentions, account_names=run.where.names_for(group))
+    delivery = run.slack.within(run.deadline).post(message, channel=group.channel)
     return record_message(run.table, group, run.owner, _ref(delivery), group.count, run.clock())
 
 
