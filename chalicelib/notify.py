@@ -25,17 +25,16 @@ from chalicelib.composing.messages import SlackMessage, with_mentions
 from chalicelib.core.config import hub_settings, slack_settings
 from chalicelib.core.deadline import invocation_deadline
 from chalicelib.core.logline import log_line
-from chalicelib.core.state_table import StateError, state_table
-from chalicelib.deciding import dedup
+from chalicelib.core.state_table import StateError, state_settings, state_table
 from chalicelib.deciding.conversations import conversation_mode
 from chalicelib.deciding.permissions import actions_on, decide_with_actions
 from chalicelib.deciding.routing import Decision, account_names, route_table, routing_status
-from chalicelib.deciding.snoozes import Scope, Snooze, count_skip, describe_snooze, snoozed
-from chalicelib.delivering.pacing import configured_intervals, table_pacer
 from chalicelib.delivering.slack import DeliveryReceipt, Slack, deliver
 from chalicelib.reading.event import JOB_STATE_CHANGE, SERVICE_KINDS, JobStateChange, NotAJobStateChange, raw_event
 
 if TYPE_CHECKING:
+    from chalicelib.deciding.dedup import Claim
+    from chalicelib.deciding.snoozes import Snooze
     from chalicelib.delivering.conversation import Conversed
 
 MessageBuilder = Callable[[JobStateChange], SlackMessage]
@@ -117,13 +116,25 @@ def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float)
     decision = decide(job)
     if not decision.post:
         return _Ending("skipped", route=decision.route, reason=decision.reason)
-    snooze = snoozed(job.job_queue_name, job.job_name, Scope.of(job.job_arn, job.account, job.region))
-    if snooze is not None:
-        return _Ending("skipped", route=decision.route, reason=_counted(snooze))
+    # Snoozes, claims and conversations live in the state table: without one (a webhook stage)
+    # there is nothing to look up, and their modules stay out of the cold start.
+    stateful = state_settings() is not None
+    if stateful:
+        from chalicelib.deciding.snoozes import Scope, snoozed
+
+        snooze = snoozed(job.job_queue_name, job.job_name, Scope.of(job.job_arn, job.account, job.region))
+        if snooze is not None:
+            return _Ending("skipped", route=decision.route, reason=_counted(snooze))
     # The hub's account line, then the buttons (after the link buttons), as the builder left room.
     labelled = with_account_label(build(job), job, account_names(), hub=hub_settings().configured)
     message = with_action_buttons(labelled, job, offer_for(job, signing_on=actions_on(),
                                                            allowed=bool(decision.actions_allow)))
+    if not stateful:
+        conversation_mode()  # says once, in the log, why each event posts its own message
+        receipt = deliver(with_mentions(message, decision.mentions), slack_settings(), channel=decision.channel)
+        return _Ending("posted", route=decision.route, slack_attempts=receipt.attempts)
+    from chalicelib.deciding import dedup
+
     # Claimed last, just before posting, so a claim is held for as short a time as possible.
     # A valid envelope has a non-empty string id (from_event checks), so dedup can key on it.
     claim = dedup.claim(job.event_id or "")
@@ -140,7 +151,7 @@ def _route_and_post(job: JobStateChange, build: MessageBuilder, deadline: float)
     return _Ending("posted", route=decision.route, slack_attempts=receipt.attempts, dedup=_record_posted(claim))
 
 
-def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Decision, claim: dedup.Claim,
+def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Decision, claim: Claim,
                       deadline: float) -> Conversed:
     """The event in its job's conversation; when that fails, free the claim so Lambda's retry can, and raise."""
     # Imported here: only a bot token with the state table converses, so the webhook stage's
@@ -148,6 +159,7 @@ def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Deci
     from chalicelib.deciding.acks import acknowledged
     from chalicelib.deciding.storms import grouping_for
     from chalicelib.delivering.conversation import Conversation, converse
+    from chalicelib.delivering.pacing import configured_intervals, table_pacer
 
     slack = slack_settings()
     table = state_table()
@@ -164,7 +176,7 @@ def _converse_claimed(job: JobStateChange, message: SlackMessage, decision: Deci
         raise
 
 
-def _deliver_claimed(message: SlackMessage, decision: Decision, claim: dedup.Claim) -> DeliveryReceipt:
+def _deliver_claimed(message: SlackMessage, decision: Decision, claim: Claim) -> DeliveryReceipt:
     """Post ``message``; when that fails, free the claim so Lambda's retry can post, and raise."""
     try:
         return deliver(message, slack_settings(), channel=decision.channel)
@@ -176,6 +188,8 @@ def _deliver_claimed(message: SlackMessage, decision: Decision, claim: dedup.Cla
 def _counted(snooze: Snooze) -> str:
     """Why a snoozed event is skipped, for its log line; the skip is counted for the digest (a
     failing count is said, not raised: the event is rightly not posted either way)."""
+    from chalicelib.deciding.snoozes import count_skip, describe_snooze
+
     reason = describe_snooze(snooze)["reason"]
     try:
         count_skip(snooze)
@@ -184,9 +198,11 @@ def _counted(snooze: Snooze) -> str:
     return str(reason)
 
 
-def _record_posted(claim: dedup.Claim) -> str | None:
+def _record_posted(claim: Claim) -> str | None:
     """Mark the claim posted; a note for the log line when that failed (never raise after posting:
     Lambda's retry would post the message again)."""
+    from chalicelib.deciding import dedup
+
     try:
         dedup.mark_posted(claim)
     except dedup.DedupError as error:
@@ -194,8 +210,10 @@ def _record_posted(claim: dedup.Claim) -> str | None:
     return None
 
 
-def _release_quietly(claim: dedup.Claim) -> None:
+def _release_quietly(claim: Claim) -> None:
     """Free the claim so Lambda's retry can post; if that fails too, the claim's lease ends it."""
+    from chalicelib.deciding import dedup
+
     try:
         dedup.release(claim)
     except dedup.DedupError as error:

@@ -1,10 +1,10 @@
 """What a cold start loads: each handler's first event imports only the modules its path needs.
 
-A Lambda function runs one handler, and its cold start imports app.py and whatever that first
-event reaches. Modules for other paths (conversations and storms need the bot token and the
-state table; the log tail reader needs LOG_TAIL_LINES; service jobs have their own handlers;
-clicks and schedules their own functions) are imported where they are used, so the local stage's
-FAILED event, the one bench/cold_start.py measures, never loads them.
+A Lambda function runs one handler, and its cold start imports app.py and whatever that first event
+reaches. Modules for other paths (conversations and storms need the bot token and the state table;
+dedup claims and snoozes the table; the log tail reader needs LOG_TAIL_LINES; service jobs have
+their own handlers; clicks and schedules their own functions) are imported where they are used, so
+the local stage's FAILED event, the one bench/cold_start.py measures, never loads them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ ELSEWHERE = (
     "chalicelib.interactions", "chalicelib.scheduled",  # the click route, the schedules
     "chalicelib.delivering.conversation", "chalicelib.delivering.storm_posting",  # bot token + table
     "chalicelib.deciding.storms", "chalicelib.deciding.acks", "chalicelib.deciding.job_messages",
+    "chalicelib.deciding.dedup", "chalicelib.deciding.snoozes",  # the state table
     "chalicelib.composing.conversation", "chalicelib.composing.storm_message",
     "chalicelib.reading.logtail", "chalicelib.reading.redact",  # the log tail
     "chalicelib.reading.service_event", "chalicelib.composing.service_job_message",  # service jobs

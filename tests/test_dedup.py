@@ -456,6 +456,19 @@ def test_a_redelivered_event_is_posted_once_and_logged_as_a_duplicate(table, clo
     assert skipped[-1]["reason"] == "already posted (a duplicate delivery of this event id)"
 
 
+@pytest.mark.parametrize("variable", ["NOTIFY_DEDUP_TTL_DAYS", "NOTIFY_DEDUP_TABLE"])
+def test_a_replaced_setting_fails_a_webhook_stage_event_with_no_table_and_posts_nothing(variable, webhook, monkeypatch):
+    # Without a table the handler looks up no claim or snooze, but still refuses what was replaced.
+    from tests.conftest import load_event
+    monkeypatch.delenv("NOTIFY_STATE_TABLE", raising=False)
+    monkeypatch.setenv(variable, "7")
+    config.reset()
+    posted = len(webhook.messages)
+    with pytest.raises(ConfigError, match=f"{variable} was replaced"):
+        _invoke(load_event("ec2_failed"))
+    assert len(webhook.messages) == posted
+
+
 def test_a_failed_post_releases_the_claim_so_lambdas_retry_posts(table, clock, webhook):
     from chalicelib.delivering.slack import DeliveryError
     from tests.conftest import load_event

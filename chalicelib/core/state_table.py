@@ -34,6 +34,8 @@ from chalicelib.core.errors import BatchNotifyError
 TABLE = "NOTIFY_STATE_TABLE"
 REPLACED = "NOTIFY_DEDUP_TABLE"
 TTL_DAYS = "NOTIFY_STATE_TTL_DAYS"
+# The dedup table's own TTL setting, replaced by NOTIFY_STATE_TTL_DAYS.
+REPLACED_TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
 KEY = "pk"
 TTL_ATTRIBUTE = "expires_at"
 DEFAULT_TTL_DAYS = 7.0
@@ -79,6 +81,11 @@ def load_state_settings(env: Mapping[str, str]) -> StateSettings | None:
         raise ConfigError(f"{REPLACED} was replaced by {TABLE}: one table (partition key pk (S), TTL on "
                           f"expires_at) for all of the app's state. Create it, set {TABLE} and remove "
                           f"{REPLACED} (README: Moving from {REPLACED})")
+    # Refused even without a table: whoever set it expects a TTL this app no longer reads.
+    if env.get(REPLACED_TTL_DAYS, "").strip():
+        raise ConfigError(f"{REPLACED_TTL_DAYS} was replaced by {TTL_DAYS} (how long the state table {TABLE} "
+                          f"keeps every item, dedup claims included; default 7): set {TTL_DAYS} instead and "
+                          f"remove {REPLACED_TTL_DAYS} (README: Moving from {REPLACED})")
     table = env.get(TABLE, "").strip()
     if not table:
         return None

@@ -40,11 +40,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from chalicelib.core import state_table
-from chalicelib.core.config import ConfigError, Settings, number_setting, settings
+from chalicelib.core.config import Settings, number_setting, settings
 from chalicelib.core.state_table import (
     KEY,
     TABLE,
-    TTL_DAYS,
     ConditionFailed,
     StateError,
     StateSettings,
@@ -54,8 +53,6 @@ from chalicelib.core.state_table import (
 )
 
 LEASE_SECONDS = "NOTIFY_DEDUP_LEASE_SECONDS"
-# The dedup table's own TTL setting, replaced by the state table's NOTIFY_STATE_TTL_DAYS.
-REPLACED_TTL_DAYS = "NOTIFY_DEDUP_TTL_DAYS"
 KIND = "event"  # its items' pk: event#<event id>
 
 # A claim must outlive the invocation that made it (lambda_timeout, 60 s in .chalice/config.json):
@@ -133,12 +130,7 @@ class DedupSettings:
 def load_dedup_settings(env: Mapping[str, str]) -> DedupSettings | None:
     """Validate the dedup settings in ``env``: None when ``NOTIFY_STATE_TABLE`` is unset or
     empty (dedup off); raise :class:`ConfigError` naming the variable when one is wrong."""
-    # Refused even without a table: whoever set it expects a TTL this app no longer reads.
-    if env.get(REPLACED_TTL_DAYS, "").strip():
-        raise ConfigError(f"{REPLACED_TTL_DAYS} was replaced by {TTL_DAYS} (how long the state table {TABLE} "
-                          f"keeps every item, dedup claims included; default 7): set {TTL_DAYS} instead and "
-                          f"remove {REPLACED_TTL_DAYS} (README: Moving from NOTIFY_DEDUP_TABLE)")
-    state = load_state_settings(env)
+    state = load_state_settings(env)  # refuses the replaced variables, even without a table
     if state is None:
         return None
     lease = number_setting(env, LEASE_SECONDS, default=DEFAULT_LEASE_SECONDS, maximum=MAX_LEASE_SECONDS)
